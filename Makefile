@@ -1,0 +1,34 @@
+# PowerView: `make demo` runs the parser on the bundled samples, `make test` runs every test.
+# Both create the virtual environment they need (.venv) on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: venv demo test lint bench clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	rm -rf demo && mkdir -p demo && cp -R examples/data demo/data
+	$(BIN)/python tsv_parser.py --dataFolder demo/data --dry-run --min-age 0 > demo/report.json
+	@echo "JSON run report: demo/report.json"
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python bench/bench_engine.py
+
+clean:
+	rm -rf $(VENV) demo .pytest_cache .ruff_cache
