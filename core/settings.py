@@ -1,0 +1,311 @@
+"""Settings from the environment and an optional ``.env`` file, checked before any work starts.
+
+Every variable PowerView reads is declared once in ``VARIABLES`` with its default and meaning;
+the README's configuration table and ``.env.sample`` are checked against this list by the
+tests. Values in the process environment win over the ``.env`` file, so a deployment can keep
+secrets in ``.env`` and an operator can still override one setting for a single run.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from dotenv import dotenv_values
+
+from core.names import check_name
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class SettingsError(ValueError):
+    """One or more settings are missing or malformed; the message lists each of them."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("invalid configuration:\n  - " + "\n  - ".join(problems))
+        self.problems = problems
+
+
+def parse_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError("expected an http:// or https:// URL with a host")
+    return value.rstrip("/")
+
+
+def parse_positive_int(value: str) -> int:
+    number = int(value)
+    if number <= 0:
+        raise ValueError("expected a positive integer")
+    return number
+
+
+def parse_non_negative_int(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise ValueError("expected an integer >= 0")
+    return number
+
+
+def parse_non_negative_float(value: str) -> float:
+    number = float(value)
+    if not number >= 0 or number == float("inf"):
+        raise ValueError("expected a number >= 0")
+    return number
+
+
+_DURATION = re.compile(r"(\d+)([smhdw])")
+_DURATION_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_duration_seconds(value: str) -> int:
+    """Parse ``0`` (forever), ``3600``, ``30d``, ``1w2d``... into seconds."""
+    text = value.strip().lower()
+    if text.isdigit():
+        return int(text)
+    pos, total = 0, 0
+    for match in _DURATION.finditer(text):
+        if match.start() != pos:
+            break
+        total += int(match.group(1)) * _DURATION_SECONDS[match.group(2)]
+        pos = match.end()
+    if pos != len(text) or not text:
+        raise ValueError("expected seconds or a duration such as 30d, 12h, 1w")
+    return total
+
+
+def parse_timestamp_floor(value: str) -> int:
+    """An ISO 8601 instant (``2021-01-01T00:00:00Z``) to Unix seconds."""
+    moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        raise ValueError("expected a time zone, e.g. 2021-01-01T00:00:00Z")
+    return int(moment.timestamp())
+
+
+def parse_time_zone(value: str) -> str:
+    if value.upper() == "UTC":
+        return "UTC"
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError("expected UTC or an IANA time zone name such as Europe/Paris") from exc
+    return value
+
+
+def parse_log_level(value: str) -> str:
+    level = value.strip().upper()
+    if level not in LOG_LEVELS:
+        raise ValueError(f"expected one of {', '.join(LOG_LEVELS)}")
+    return level
+
+
+def parse_bucket_name(value: str) -> str:
+    return check_name(value, "bucket")
+
+
+def parse_text(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return value
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One environment variable: its default (None: no default), meaning and parser."""
+
+    name: str
+    default: str | None
+    description: str
+    parse: Callable[[str], Any] = parse_text
+    secret: bool = False
+    group: str = "parser"
+
+
+VARIABLES: tuple[Variable, ...] = (
+    Variable(
+        "INFLUXDB_HOST",
+        None,
+        "URL of InfluxDB, e.g. http://localhost:8086 (INFLUXDB_URL is read when unset).",
+        parse_url,
+        group="influxdb",
+    ),
+    Variable("INFLUXDB_URL", None, "Fallback for INFLUXDB_HOST.", parse_url, group="influxdb"),
+    Variable("INFLUXDB_ORG", None, "InfluxDB organization name.", group="influxdb"),
+    Variable(
+        "INFLUXDB_ADMIN_TOKEN",
+        None,
+        "InfluxDB token allowed to create buckets and tokens and to write.",
+        secret=True,
+        group="influxdb",
+    ),
+    Variable(
+        "INFLUXDB_BUCKET_RETENTION",
+        "0",
+        "Retention of the company buckets the parser creates: 0 keeps data forever, "
+        "otherwise seconds or a duration such as 400d.",
+        parse_duration_seconds,
+        group="influxdb",
+    ),
+    Variable(
+        "INFLUXDB_TIMEOUT_S",
+        "30",
+        "Timeout of one HTTP request to InfluxDB, in seconds.",
+        parse_non_negative_float,
+        group="influxdb",
+    ),
+    Variable(
+        "INFLUXDB_BATCH_SIZE",
+        "5000",
+        "Points per write request (InfluxDB recommends 5000).",
+        parse_positive_int,
+        group="influxdb",
+    ),
+    Variable(
+        "INFLUXDB_MAX_RETRIES",
+        "5",
+        "Retries of a write that failed with a temporary error (unreachable, timeout, 429, "
+        "5xx) before the file is left for the next sweep.",
+        parse_non_negative_int,
+        group="influxdb",
+    ),
+    Variable(
+        "INFLUXDB_RETRY_INTERVAL_MS",
+        "2000",
+        "First retry delay in milliseconds; doubles at each retry (a Retry-After header wins).",
+        parse_positive_int,
+        group="influxdb",
+    ),
+    Variable(
+        "TSV_META_BUCKET",
+        "powerview_meta",
+        "Bucket for the run and per-file ingestion records (tsv_parser_run, tsv_parser_file).",
+        parse_bucket_name,
+    ),
+    Variable(
+        "TSV_REPORT_DIR",
+        "",
+        "Folder for the JSON run reports; empty means <data folder>/../logs/reports.",
+        str,
+    ),
+    Variable("TSV_LOG_LEVEL", "INFO", "Log level of tsv_parser.py.", parse_log_level),
+    Variable(
+        "TSV_MIN_FILE_AGE_S",
+        "60",
+        "Sweep mode skips files modified less than this many seconds ago (upload in progress).",
+        parse_non_negative_float,
+    ),
+    Variable(
+        "TSV_TIMESTAMP_FLOOR",
+        "2021-01-01T00:00:00Z",
+        "Rows stamped earlier than this are not written (loggers with an unset clock write "
+        "year-2020 stamps).",
+        parse_timestamp_floor,
+    ),
+    Variable(
+        "TSV_V002_TIMEZONE",
+        "UTC",
+        "Time zone of V002 files (which carry no time zone): UTC or an IANA name such as "
+        "Europe/Paris for loggers set to local time.",
+        parse_time_zone,
+    ),
+    Variable(
+        "TSV_CLAIM_STALE_S",
+        "900",
+        "A claim on a file older than this many seconds whose process is gone is taken over.",
+        parse_non_negative_float,
+    ),
+    Variable(
+        "GRAFANA_URL",
+        None,
+        "URL of Grafana, e.g. http://localhost:3000.",
+        parse_url,
+        group="grafana",
+    ),
+    Variable("GRAFANA_USERNAME", None, "Grafana server admin login (basic auth).", group="grafana"),
+    Variable(
+        "GRAFANA_PASSWORD", None, "Password of GRAFANA_USERNAME.", secret=True, group="grafana"
+    ),
+    Variable(
+        "GRAFANA_API_TOKEN",
+        "",
+        "Optional service account token, used only for calls inside one organization.",
+        str,
+        secret=True,
+        group="grafana",
+    ),
+)
+
+VARIABLES_BY_NAME = {variable.name: variable for variable in VARIABLES}
+
+
+def load_environment(
+    dotenv_path: Path | None = None, environ: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """Merge ``.env`` (if present) under the process environment; the environment wins.
+
+    ``dotenv_path`` defaults to ``$POWERVIEW_ENV_FILE`` or ``.env`` at the project root.
+    """
+    environ = os.environ if environ is None else environ
+    if dotenv_path is None:
+        dotenv_path = Path(environ.get("POWERVIEW_ENV_FILE") or PROJECT_ROOT / ".env")
+    merged: dict[str, str] = {}
+    if dotenv_path.is_file():
+        merged.update({k: v for k, v in dotenv_values(dotenv_path).items() if v is not None})
+    merged.update(environ)
+    return merged
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Typed settings; ``values`` holds every declared variable, parsed."""
+
+    values: Mapping[str, Any] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> Any:
+        return self.values[name]
+
+    @property
+    def influxdb_url(self) -> str:
+        return self.values["INFLUXDB_HOST"] or self.values["INFLUXDB_URL"]
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, require: tuple[str, ...] = ()
+) -> Settings:
+    """Parse every declared variable; ``require`` names groups (``influxdb``, ``grafana``)
+    whose variables without a default must be set. Raises SettingsError listing all problems.
+    """
+    env = load_environment() if environ is None else dict(environ)
+    problems: list[str] = []
+    values: dict[str, Any] = {}
+    for variable in VARIABLES:
+        raw = env.get(variable.name)
+        if raw is None or raw == "":
+            raw = variable.default
+        if raw is None:
+            values[variable.name] = None
+            continue
+        try:
+            values[variable.name] = variable.parse(raw) if raw else raw
+        except ValueError as exc:
+            values[variable.name] = None
+            shown = "***" if variable.secret else repr(raw)
+            problems.append(f"{variable.name}={shown}: {exc}")
+    invalid = {problem.split("=", 1)[0] for problem in problems}
+    for variable in VARIABLES:
+        missing = values[variable.name] is None and variable.name not in invalid
+        if variable.group in require and missing and variable.name != "INFLUXDB_URL":
+            if variable.name == "INFLUXDB_HOST" and values["INFLUXDB_URL"]:
+                continue
+            problems.append(f"{variable.name} is not set ({variable.description})")
+    if problems:
+        raise SettingsError(problems)
+    return Settings(values)
