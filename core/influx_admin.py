@@ -1,0 +1,364 @@
+"""InfluxDB administration through the HTTP API: the org, company buckets, read-only tokens.
+
+Everything goes through ``influxdb-client`` (no ``influx`` CLI on the hosts), and every function
+takes its client and names explicitly so the tests can point it at the InfluxDB double.
+
+A company's Grafana datasource reads its bucket with a token that has exactly one permission,
+read on that bucket (by bucket ID and org ID), described ``powerview_token_for_bucket_<bucket>``;
+the description is how the token is found again. InfluxDB OSS up to 2.8 lists token values, so
+an existing token can be handed out again; OSS 2.9 stores tokens hashed by default (and Cloud
+redacts them), so a listed value is only trusted after it has been tried against the bucket.
+
+Failures become ``InfluxAdminError`` with a ``kind`` that tells the caller what to do:
+``configuration`` (401/403, unknown org: fix the settings, retrying will not help),
+``temporary`` (unreachable, timeout, 429, 5xx: try again later), ``other``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import urllib3
+from influxdb_client import (
+    Authorization,
+    BucketRetentionRules,
+    InfluxDBClient,
+    Permission,
+    PermissionResource,
+)
+from influxdb_client.client.exceptions import InfluxDBError
+from influxdb_client.rest import ApiException
+
+CONFIGURATION = "configuration"
+TEMPORARY = "temporary"
+OTHER = "other"
+READ_TOKEN_PREFIX = "powerview_token_for_bucket_"
+
+log = logging.getLogger("powerview.influx_admin")
+T = TypeVar("T")
+
+
+class InfluxAdminError(RuntimeError):
+    """An InfluxDB call that failed; ``kind`` is configuration, temporary or other."""
+
+    def __init__(self, message: str, kind: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.status = status
+
+    @property
+    def is_permission(self) -> bool:
+        """True when the server refused the token (401/403)."""
+        return self.status in (401, 403)
+
+
+def _status_of(error: BaseException) -> int | None:
+    status = getattr(error, "status", None)
+    if isinstance(status, int):
+        return status
+    response = getattr(error, "response", None)
+    status = getattr(response, "status", None)
+    return status if isinstance(status, int) else None
+
+
+def classify_error(error: BaseException) -> str:
+    """The kind of an exception raised by influxdb-client or urllib3 (see module docstring)."""
+    status = _status_of(error)
+    if status is not None:
+        if status == 429 or status >= 500:
+            return TEMPORARY
+        if status in (401, 403):
+            return CONFIGURATION
+        return OTHER
+    if isinstance(error, urllib3.exceptions.HTTPError | OSError | TimeoutError):
+        return TEMPORARY
+    return OTHER
+
+
+def _server_message(error: BaseException) -> str:
+    body = getattr(error, "body", None)
+    if body:
+        try:
+            return str(json.loads(body).get("message") or body)
+        except (ValueError, AttributeError):
+            return str(body)
+    message = getattr(error, "message", None)
+    return str(message or error)
+
+
+def describe_error(error: BaseException, url: str) -> str:
+    """A one-line explanation of a failed call, for an operator."""
+    status = _status_of(error)
+    if status == 401:
+        return f"InfluxDB refused the token (HTTP 401: {_server_message(error)})"
+    if status == 403:
+        return f"the token lacks a permission (HTTP 403: {_server_message(error)})"
+    if status is not None:
+        return f"InfluxDB answered HTTP {status}: {_server_message(error)}"
+    if isinstance(error, urllib3.exceptions.NewConnectionError | ConnectionError):
+        reason = str(error).rsplit(": ", 1)[-1]
+        return f"cannot reach InfluxDB at {url} ({reason})"
+    if isinstance(error, urllib3.exceptions.TimeoutError | TimeoutError):
+        return f"InfluxDB at {url} did not answer in time ({error})"
+    if isinstance(error, urllib3.exceptions.HTTPError | OSError):
+        return f"cannot reach InfluxDB at {url} ({error.__class__.__name__}: {error})"
+    return f"{error.__class__.__name__}: {error}"
+
+
+CLIENT_ERRORS = (ApiException, InfluxDBError, urllib3.exceptions.HTTPError, OSError)
+
+
+def _failure(client: InfluxDBClient, doing: str, error: BaseException) -> InfluxAdminError:
+    return InfluxAdminError(
+        f"{doing}: {describe_error(error, client.url)}", classify_error(error), _status_of(error)
+    )
+
+
+def _call(client: InfluxDBClient, doing: str, call: Callable[[], T]) -> T:
+    """Run one API call; turn any failure into a classified InfluxAdminError."""
+    try:
+        return call()
+    except CLIENT_ERRORS as error:
+        raise _failure(client, doing, error) from error
+
+
+def make_client(
+    url: str,
+    token: str,
+    org: str | None = None,
+    timeout_s: float = 30.0,
+    enable_gzip: bool = False,
+) -> InfluxDBClient:
+    """A client with an explicit timeout (0: none) and no hidden retries on admin calls.
+
+    Admin calls are few and idempotent; a caller that wants to retry decides so from the
+    error kind instead of waiting behind urllib3's own retries.
+    """
+    timeout_ms = int(timeout_s * 1000) if timeout_s > 0 else None
+    return InfluxDBClient(
+        url=url, token=token, org=org, timeout=timeout_ms, enable_gzip=enable_gzip, retries=False
+    )
+
+
+def find_org_id(client: InfluxDBClient, org_name: str) -> str:
+    """The ID of an organization by name; a configuration error when it does not exist."""
+    doing = f"looking up organization {org_name!r}"
+    try:
+        orgs = client.organizations_api().find_organizations(org=org_name)
+    except CLIENT_ERRORS as error:
+        if _status_of(error) == 404:
+            raise InfluxAdminError(
+                f"{doing}: the organization does not exist (check INFLUXDB_ORG)", CONFIGURATION, 404
+            ) from error
+        raise _failure(client, doing, error) from error
+    for org in orgs:
+        if org.name == org_name:
+            return org.id
+    raise InfluxAdminError(
+        f"{doing}: no such organization is visible to this token (it does not exist, or the "
+        "token may not read it; check INFLUXDB_ORG and INFLUXDB_ADMIN_TOKEN)",
+        CONFIGURATION,
+    )
+
+
+def find_bucket_id(client: InfluxDBClient, org_id: str, name: str) -> str | None:
+    """The ID of a bucket of the org by name, or None."""
+    found = _call(
+        client,
+        f"looking up bucket {name!r}",
+        lambda: client.buckets_api().find_buckets(org_id=org_id, name=name).buckets,
+    )
+    for bucket in found or []:
+        if bucket.name == name and bucket.org_id == org_id:
+            return bucket.id
+    return None
+
+
+def ensure_bucket(client: InfluxDBClient, org_id: str, name: str, retention_seconds: int) -> str:
+    """The ID of the bucket ``name``, created with ``retention_seconds`` (0: forever) if missing.
+
+    Two processes may create the same company bucket at once; the loser gets 422 (InfluxDB 2.x
+    answers a duplicate name with 422 "conflict", some proxies and later versions with 409) and
+    simply reads the winner's bucket.
+    """
+    bucket_id = find_bucket_id(client, org_id, name)
+    if bucket_id is not None:
+        return bucket_id
+    rules = BucketRetentionRules(type="expire", every_seconds=retention_seconds)
+    try:
+        created = client.buckets_api().create_bucket(
+            bucket_name=name, org=org_id, retention_rules=rules
+        )
+    except CLIENT_ERRORS as error:
+        if _status_of(error) in (409, 422):
+            bucket_id = find_bucket_id(client, org_id, name)
+            if bucket_id is not None:
+                return bucket_id
+        raise _failure(client, f"creating bucket {name!r}", error) from error
+    log.info(
+        "created bucket %r (id %s, retention %s)",
+        name,
+        created.id,
+        f"{retention_seconds} s" if retention_seconds else "forever",
+    )
+    return created.id
+
+
+def read_token_description(bucket_name: str) -> str:
+    """The description that identifies the read token of a bucket."""
+    return f"{READ_TOKEN_PREFIX}{bucket_name}"
+
+
+def is_read_token_for(authorization: Authorization, org_id: str, bucket_id: str) -> bool:
+    """True when the token is active and has exactly one permission: read on that bucket."""
+    permissions = authorization.permissions or []
+    if authorization.status not in (None, "active") or len(permissions) != 1:
+        return False
+    permission = permissions[0]
+    resource = permission.resource
+    return (
+        permission.action == "read"
+        and resource is not None
+        and resource.type == "buckets"
+        and resource.id == bucket_id
+        and resource.org_id == org_id
+    )
+
+
+def find_read_tokens(client: InfluxDBClient, org_id: str, bucket_name: str) -> list[Authorization]:
+    """Every authorization of the org described as the bucket's read token, oldest first."""
+    description = read_token_description(bucket_name)
+    found = _call(
+        client,
+        f"listing the tokens of organization {org_id}",
+        lambda: client.authorizations_api().find_authorizations(org_id=org_id),
+    )
+    matching = [a for a in found or [] if a.description == description]
+    return sorted(matching, key=lambda a: (str(a.created_at or ""), a.id))
+
+
+def token_works(client: InfluxDBClient, token: str | None, bucket_id: str) -> bool:
+    """Whether ``token`` really reads the bucket (a listed value may be a hash placeholder)."""
+    if not token:
+        return False
+    timeout_s = (client.conf.timeout or 0) / 1000
+    with make_client(client.url, token, timeout_s=timeout_s) as probe:
+        try:
+            probe.buckets_api().find_bucket_by_id(bucket_id)
+        except CLIENT_ERRORS as error:
+            if _status_of(error) in (400, 401, 403, 404):
+                return False
+            raise _failure(client, "trying a listed token", error) from error
+    return True
+
+
+def find_read_token(
+    client: InfluxDBClient, org_id: str, bucket_id: str, bucket_name: str
+) -> Authorization | None:
+    """The bucket's read token whose value the server returned and that works, or None."""
+    for authorization in reversed(find_read_tokens(client, org_id, bucket_name)):
+        if is_read_token_for(authorization, org_id, bucket_id) and token_works(
+            client, authorization.token, bucket_id
+        ):
+            return authorization
+    return None
+
+
+def create_read_token(
+    client: InfluxDBClient, org_id: str, bucket_id: str, bucket_name: str
+) -> Authorization:
+    """Create a token that can only read the bucket; the answer carries the token value."""
+    permission = Permission(
+        action="read",
+        resource=PermissionResource(type="buckets", id=bucket_id, org_id=org_id),
+    )
+    wanted = Authorization(
+        org_id=org_id,
+        permissions=[permission],
+        description=read_token_description(bucket_name),
+    )
+    created = _call(
+        client,
+        f"creating the read token of bucket {bucket_name!r}",
+        lambda: client.authorizations_api().create_authorization(authorization=wanted),
+    )
+    if not created.token:
+        raise InfluxAdminError(
+            f"creating the read token of bucket {bucket_name!r}: the server returned no token",
+            OTHER,
+        )
+    return created
+
+
+def delete_tokens(client: InfluxDBClient, authorizations: list[Authorization]) -> list[str]:
+    """Delete authorizations (one already gone counts as deleted); returns their IDs."""
+    deleted = []
+    for authorization in authorizations:
+        try:
+            client.authorizations_api().delete_authorization(authorization.id)
+        except CLIENT_ERRORS as error:
+            if _status_of(error) != 404:
+                raise _failure(client, f"deleting token {authorization.id}", error) from error
+        deleted.append(authorization.id)
+    return deleted
+
+
+@dataclass(frozen=True)
+class TokenOutcome:
+    """What ensure/rotate did: the token to hand out, and which tokens it replaced and why.
+
+    ``action`` is ``found`` (an existing token is reused), ``created`` (there was none) or
+    ``rotated`` (a new token replaced ``replaced``). ``unretrievable`` is True when a rotation
+    happened only because the server does not return existing token values.
+    """
+
+    token: str
+    authorization_id: str
+    action: str
+    replaced: list[str] = field(default_factory=list)
+    unretrievable: bool = False
+
+
+def ensure_read_token(
+    client: InfluxDBClient, org_id: str, bucket_id: str, bucket_name: str
+) -> TokenOutcome:
+    """Reuse the bucket's working read token, or create one (replacing unusable ones).
+
+    A token with the right description but the wrong permissions (e.g. a bucket recreated under
+    a new ID) or whose value the server hides cannot be handed out; a new token is created first,
+    then those are deleted, so there is never a moment without a working token.
+    """
+    existing = find_read_tokens(client, org_id, bucket_name)
+    usable = find_read_token(client, org_id, bucket_id, bucket_name) if existing else None
+    if usable is not None:
+        return TokenOutcome(usable.token, usable.id, "found")
+    created = create_read_token(client, org_id, bucket_id, bucket_name)
+    if not existing:
+        return TokenOutcome(created.token, created.id, "created")
+    unretrievable = any(is_read_token_for(a, org_id, bucket_id) for a in existing)
+    replaced = delete_tokens(client, existing)
+    return TokenOutcome(created.token, created.id, "rotated", replaced, unretrievable)
+
+
+def rotate_read_token(
+    client: InfluxDBClient, org_id: str, bucket_id: str, bucket_name: str
+) -> TokenOutcome:
+    """Create a new read token, then delete every older token of the bucket."""
+    existing = find_read_tokens(client, org_id, bucket_name)
+    created = create_read_token(client, org_id, bucket_id, bucket_name)
+    replaced = delete_tokens(client, [a for a in existing if a.id != created.id])
+    return TokenOutcome(created.token, created.id, "rotated" if replaced else "created", replaced)
+
+
+def as_dict(outcome: TokenOutcome) -> dict[str, Any]:
+    """The outcome without the token value, for logs and reports."""
+    return {
+        "authorization_id": outcome.authorization_id,
+        "action": outcome.action,
+        "replaced": list(outcome.replaced),
+        "unretrievable": outcome.unretrievable,
+    }
