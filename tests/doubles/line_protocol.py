@@ -53,19 +53,23 @@ _FLOAT = re.compile(r"-?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 _TIMESTAMP = re.compile(r"-?\d+")
 _ESCAPE = re.compile(r"\\(.)", re.DOTALL)
 
-# One well-formed line: measurement, tags, fields, optional timestamp (see the module docstring).
-_KEY_CHAR = r"(?:[^\\,= \n]|\\.)"
-_FIELD_VALUE = r'(?:"(?:[^\\"]|\\.)*"|[^,\\ "\n]+)'
+# One well-formed line: key section (measurement and tags), fields, optional timestamp. The
+# possessive quantifiers keep the engine from backtracking over long runs of plain characters.
+_KEY_CHAR = r"(?:[^\\,= \n]++|\\.)"
+_FIELD_VALUE = r'(?:"(?:[^\\"]++|\\.)*+"|[^,\\ "\n]++)'
 _FIELD = rf"{_KEY_CHAR}+={_FIELD_VALUE}"
-_LINE = re.compile(
-    rf"(?P<measurement>(?:[^\\, \n]|\\.)+)"
-    rf"(?P<tags>(?:,{_KEY_CHAR}+={_KEY_CHAR}+)*)"
-    rf" +(?P<fields>{_FIELD}(?:,{_FIELD})*)"
-    r"(?: +(?P<timestamp>-?\d+))? *",
+_KEY_SECTION = re.compile(r"(?:[^\\ \n]++|\\.)++", re.DOTALL)
+_KEY = re.compile(
+    r"(?P<measurement>(?:[^\\, \n]++|\\.)++)" rf"(?P<tags>(?:,{_KEY_CHAR}+={_KEY_CHAR}+)*+)",
     re.DOTALL,
+)
+_REST = re.compile(
+    rf" ++(?P<fields>{_FIELD}(?:,{_FIELD})*+)(?: ++(?P<timestamp>-?\d+))? *+", re.DOTALL
 )
 _TAG_PAIR = re.compile(rf",({_KEY_CHAR}+)=({_KEY_CHAR}+)", re.DOTALL)
 _FIELD_PAIR = re.compile(rf"({_KEY_CHAR}+)=({_FIELD_VALUE})", re.DOTALL)
+_KEY_CACHE_SIZE = 100_000
+_key_cache: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {}
 
 
 class UInt(int):
@@ -175,23 +179,41 @@ def _check_tags(tags: list[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
     return tuple(tags)
 
 
-def _parse_fast(line: str, precision_ns: int, now_ns: int) -> Point | None:
-    match = _LINE.fullmatch(line)
+def _parse_key(section: str) -> tuple[str, tuple[tuple[str, str], ...]] | None:
+    """Measurement and sorted tags of a key section, cached: a batch repeats its series."""
+    cached = _key_cache.get(section)
+    if cached is not None:
+        return cached
+    match = _KEY.fullmatch(section)
     if match is None:
         return None
     tags = [
         (_unescape(key, _KEY_SPECIALS), _unescape(value, _KEY_SPECIALS))
         for key, value in _TAG_PAIR.findall(match.group("tags"))
     ]
+    parsed = (_unescape(match.group("measurement"), _MEASUREMENT_SPECIALS), _check_tags(tags))
+    if len(_key_cache) >= _KEY_CACHE_SIZE:
+        _key_cache.clear()
+    _key_cache[section] = parsed
+    return parsed
+
+
+def _parse_fast(line: str, precision_ns: int, now_ns: int) -> Point | None:
+    key_match = _KEY_SECTION.match(line)
+    if key_match is None:
+        return None
+    rest = _REST.fullmatch(line, key_match.end())
+    if rest is None:
+        return None
+    key = _parse_key(key_match.group())
+    if key is None:
+        return None
     fields = tuple(
-        (_unescape(key, _KEY_SPECIALS), parse_field_value(value))
-        for key, value in _FIELD_PAIR.findall(match.group("fields"))
+        (_unescape(name, _KEY_SPECIALS), parse_field_value(value))
+        for name, value in _FIELD_PAIR.findall(rest.group("fields"))
     )
     return Point(
-        _unescape(match.group("measurement"), _MEASUREMENT_SPECIALS),
-        _check_tags(tags),
-        fields,
-        _timestamp_ns(match.group("timestamp"), precision_ns, now_ns),
+        key[0], key[1], fields, _timestamp_ns(rest.group("timestamp"), precision_ns, now_ns)
     )
 
 
