@@ -689,7 +689,11 @@ class InfluxDBDouble:
         self.start()
 
     def set_delay(self, seconds: float, only_writes: bool = False) -> None:
-        """Wait ``seconds`` before answering every request (or every write)."""
+        """Wait ``seconds`` before handling every request (or every write).
+
+        The request is still handled after the wait, as a slow server would: a client that gave
+        up on a write may find it stored anyway, which is what retries must cope with.
+        """
         with self._faults_lock:
             self._faults.delay_s = seconds
             self._faults.delay_only_writes = only_writes
@@ -765,6 +769,9 @@ class InfluxDBDouble:
                 headers.update(extra_headers)
             except ApiError as error:
                 status, payload = self._error(error, headers)
+            except Exception as error:  # a bug in the double: say so instead of hanging up
+                bug = ApiError(500, "internal error", f"test double bug: {error!r}")
+                status, payload = self._error(bug, headers)
         self._record(request, status, is_write, write_info)
         return status, payload, headers
 
