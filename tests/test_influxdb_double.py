@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -751,7 +752,7 @@ def test_the_contract_checker_reports_departures(influxdb_contract):
 def test_the_double_runs_by_hand_as_a_module():
     process = subprocess.Popen(
         [sys.executable, "-m", "tests.doubles.influxdb", "--port", "0", "--admin-token", "demo"],
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parent.parent,
     )  # fmt: skip
     try:
         printed = dict(process.stdout.readline().strip().split("=", 1) for _ in range(4))
