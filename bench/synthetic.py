@@ -24,7 +24,7 @@ def _channel_models(rows: list[list[str]]) -> list[tuple[float, float, float, in
         decimals = max((len(value.partition(".")[2]) for value in column), default=0)
         steps = [abs(b - a) for a, b in zip(numbers, numbers[1:], strict=False)]
         step = statistics.median(steps) if steps else 0.0
-        step = step or 10 ** -decimals
+        step = step or 10**-decimals
         models.append((min(numbers), max(numbers), step, decimals, numbers[0]))
     return models
 

@@ -33,7 +33,34 @@ def series_prefix(measurement: str, tags: Mapping[str, str], field_key: str) -> 
 
     Tags with an empty value are left out: line protocol cannot carry them.
     """
-    tag_text = "".join(
+    return f"{escape_measurement(measurement)}{_tag_text(tags)} {escape_key(field_key)}=".encode()
+
+
+def _tag_text(tags: Mapping[str, str]) -> str:
+    return "".join(
         f",{escape_key(key)}={escape_key(value)}" for key, value in sorted(tags.items()) if value
     )
-    return f"{escape_measurement(measurement)}{tag_text} {escape_key(field_key)}=".encode()
+
+
+def _field_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return f"{value}i"
+    if isinstance(value, float):
+        return repr(value)
+    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{text}"'
+
+
+def format_point(
+    measurement: str, tags: Mapping[str, str], fields: Mapping[str, object], timestamp: int
+) -> bytes:
+    """One line of line protocol with typed fields (int → ``i``, str → quoted), for the small
+    bookkeeping records; the hot path builds its lines from ``series_prefix`` instead."""
+    field_text = ",".join(
+        f"{escape_key(key)}={_field_value(value)}"
+        for key, value in fields.items()
+        if value is not None
+    )
+    return f"{escape_measurement(measurement)}{_tag_text(tags)} {field_text} {timestamp}\n".encode()

@@ -100,6 +100,15 @@ def parse_time_zone(value: str) -> str:
     return value
 
 
+def parse_bool(value: str) -> bool:
+    text = value.strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected true or false")
+
+
 def parse_log_level(value: str) -> str:
     level = value.strip().upper()
     if level not in LOG_LEVELS:
@@ -217,10 +226,11 @@ VARIABLES: tuple[Variable, ...] = (
         parse_time_zone,
     ),
     Variable(
-        "TSV_CLAIM_STALE_S",
-        "900",
-        "A claim on a file older than this many seconds whose process is gone is taken over.",
-        parse_non_negative_float,
+        "TSV_SKIP_ZERO_ROWS",
+        "true",
+        "Skip rows whose values are all 0 (logger start-up markers, stamped with a wrong "
+        "clock); false writes them.",
+        parse_bool,
     ),
     Variable(
         "GRAFANA_URL",

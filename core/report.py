@@ -1,0 +1,171 @@
+"""Run reports: one JSON document per run, and the short human summary of the same run."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from core import __version__
+from core.summary import FileSummary
+
+# What happened to a file in this run.
+STATUS_OK = "ok"  # ingested (or, in a dry run, would be)
+STATUS_ERROR = "error"  # a data error: set aside in error/ (dry run: would be)
+STATUS_RETRY = "retry"  # left in place for the next sweep (temporary or configuration error)
+STATUS_SKIPPED = "skipped"  # not touched: too young, or another process has it
+
+# Why a file was not ingested.
+KIND_DATA = "data"
+KIND_TEMPORARY = "temporary"
+KIND_CONFIGURATION = "configuration"
+
+
+def utc_now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass
+class FileResult:
+    """The outcome for one file: the engine's summary plus what the run did with it."""
+
+    file: str
+    status: str
+    error_kind: str | None = None
+    error: dict[str, Any] | None = None
+    summary: FileSummary | None = None
+    moved_to: str | None = None
+    points_written: int = 0
+    duration_s: float = 0.0
+    verify: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "status": self.status,
+            "error_kind": self.error_kind,
+            "error": self.error,
+            "moved_to": self.moved_to,
+            "points_written": self.points_written,
+            "duration_s": round(self.duration_s, 4),
+            "verify": self.verify,
+            "notes": self.notes,
+            "summary": self.summary.as_dict() if self.summary else None,
+        }
+
+
+@dataclass
+class RunReport:
+    """Everything one run did, in the order it did it."""
+
+    mode: str  # "dry-run" or "ingest"
+    data_folder: str
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    started_at: str = field(default_factory=utc_now_iso)
+    finished_at: str | None = None
+    duration_s: float = 0.0
+    exit_code: int = 0
+    files: list[FileResult] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)
+
+    def count(self, status: str) -> int:
+        return sum(1 for result in self.files if result.status == status)
+
+    def totals(self) -> dict[str, int]:
+        summaries = [result.summary for result in self.files if result.summary]
+        return {
+            "files": len(self.files),
+            "ok": self.count(STATUS_OK),
+            "error": self.count(STATUS_ERROR),
+            "retry": self.count(STATUS_RETRY),
+            "skipped": self.count(STATUS_SKIPPED),
+            "rows_written": sum(summary.rows_written for summary in summaries),
+            "values_written": sum(summary.values_written for summary in summaries),
+            "points_written": sum(result.points_written for result in self.files),
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "parser_version": __version__,
+            "run_id": self.run_id,
+            "mode": self.mode,
+            "data_folder": self.data_folder,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "duration_s": round(self.duration_s, 4),
+            "exit_code": self.exit_code,
+            "totals": self.totals(),
+            "messages": self.messages,
+            "files": [result.as_dict() for result in self.files],
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.as_dict(), indent=2, ensure_ascii=False)
+
+
+def write_json_atomically(path: Path, document: Any) -> None:
+    """Write JSON so that a reader sees either the old file or the whole new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            json.dump(document, stream, indent=2, ensure_ascii=False)
+            stream.write("\n")
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def print_human_summary(report: RunReport, stream: TextIO) -> None:
+    """A few lines an operator reads at a glance: one line per file, then the totals."""
+    totals = report.totals()
+    title = "dry run (nothing written, nothing moved)" if report.mode == "dry-run" else "run"
+    print(
+        f"PowerView {title}: {totals['files']} file(s): {totals['ok']} ok, "
+        f"{totals['error']} error, {totals['retry']} to retry, {totals['skipped']} skipped; "
+        f"{totals['values_written']:,} values",
+        file=stream,
+    )
+    for result in report.files:
+        print(f"  {result.status:<7} {result.file}", file=stream)
+        summary = result.summary.as_dict() if result.summary else {}
+        if result.error:
+            where = f"line {result.error['line']}: " if result.error.get("line") else ""
+            print(
+                f"          {result.error_kind} error: {where}{result.error['reason']}", file=stream
+            )
+        if summary.get("data_rows"):
+            print(
+                f"          {summary['format_tag']}, master {summary['master_sn']} "
+                f"({summary['master_subtype']}), {summary['channel_count']} channels, "
+                f"{summary['data_rows']} rows, {summary['rows_written']} written, "
+                f"{summary['values_written']:,} values, "
+                f"{summary['first_timestamp']} .. {summary['last_timestamp']}",
+                file=stream,
+            )
+        for reason, counter in (summary.get("skipped_rows") or {}).items():
+            lines = ", ".join(str(line) for line in counter["first_lines"][:5])
+            print(
+                f"          skipped rows, {reason}: {counter['count']} (lines {lines})", file=stream
+            )
+        for reason, counter in (summary.get("skipped_values") or {}).items():
+            lines = ", ".join(str(line) for line in counter["first_lines"][:5])
+            print(
+                f"          skipped values, {reason}: {counter['count']} (lines {lines})",
+                file=stream,
+            )
+        for warning in summary.get("warnings") or []:
+            print(f"          warning: {warning}", file=stream)
+        for note in result.notes:
+            print(f"          {note}", file=stream)
+    for message in report.messages:
+        print(f"  {message}", file=stream)

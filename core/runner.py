@@ -1,0 +1,434 @@
+"""One run of the parser: pick the files, read each once, write, move, report.
+
+For every file: locate it in the data folder, claim it, stream it through the engine into
+InfluxDB (or, in a dry run, nowhere), then move it to ``parsed/`` or ``error/`` and record
+the outcome. What happens to a file depends on the kind of failure:
+
+========================  ==============================  ==================================
+failure                   the file                        the run
+========================  ==============================  ==================================
+data (bad content)        ``error/`` + ``.error.json``    goes on (exit code 1)
+temporary (unreachable,   stays for the next sweep        goes on with the next file (exit 3)
+timeout, 429, 5xx)
+configuration (401, 403,  stays                           stops: every later file would fail
+wrong org, 404 bucket)                                    the same way (exit code 4)
+========================  ==============================  ==================================
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, TextIO
+
+from core import __version__
+from core.engine import MV2File, ParseOptions
+from core.errors import FileDataError
+from core.influx_writer import DATA, InfluxWriter, WriteError
+from core.layout import FileLocation, LayoutError, locate, pending_files
+from core.lifecycle import claim, move_to_error, move_to_parsed
+from core.lineprotocol import format_point
+from core.report import (
+    KIND_CONFIGURATION,
+    KIND_DATA,
+    KIND_TEMPORARY,
+    STATUS_ERROR,
+    STATUS_OK,
+    STATUS_RETRY,
+    STATUS_SKIPPED,
+    FileResult,
+    RunReport,
+    utc_now_iso,
+)
+from core.summary import FileSummary
+from core.timestamps import iso_utc
+
+log = logging.getLogger("powerview.runner")
+
+EXIT_OK = 0
+EXIT_DATA_ERRORS = 1
+EXIT_USAGE = 2
+EXIT_TEMPORARY = 3
+EXIT_CONFIGURATION = 4
+
+INGEST_MEASUREMENT = "powerview_ingest"  # per file, in the company's own bucket
+RUN_MEASUREMENT = "tsv_parser_run"  # per run, in the meta bucket
+FILE_MEASUREMENT = "tsv_parser_file"  # per file, in the meta bucket
+
+
+@dataclass
+class RunConfig:
+    data_folder: Path
+    dry_run: bool = True
+    parse: ParseOptions | None = None
+    min_file_age_s: float = 60.0
+    verify: bool = False
+    meta_bucket: str = "powerview_meta"
+    lp_out: BinaryIO | None = None
+    progress: bool = False
+
+
+class Runner:
+    """Runs over one explicit file or a sweep of the data folder; see the module docstring."""
+
+    def __init__(
+        self,
+        config: RunConfig,
+        writer: InfluxWriter | None = None,
+        clock: Callable[[], float] = time.time,
+        progress_stream: TextIO = sys.stderr,
+    ) -> None:
+        if not config.dry_run and writer is None:
+            raise ValueError("a run that writes needs an InfluxWriter")
+        self.config = config
+        self.writer = writer
+        self.clock = clock
+        self.progress_stream = progress_stream
+        self.parse_options = config.parse or ParseOptions()
+        self.report = RunReport(
+            mode="dry-run" if config.dry_run else "ingest", data_folder=str(config.data_folder)
+        )
+        self._stopped_by: str | None = None
+
+    # -- the run ------------------------------------------------------------------------
+    def run(self, explicit_file: Path | None = None) -> RunReport:
+        started = time.monotonic()
+        report = self.report
+        targets = [explicit_file] if explicit_file is not None else self._sweep_targets()
+        for number, path in enumerate(targets, start=1):
+            if self._stopped_by is not None:
+                report.files.append(
+                    FileResult(
+                        file=self._relative(path),
+                        status=STATUS_RETRY,
+                        error_kind=KIND_CONFIGURATION,
+                        notes=[f"not tried: the run stopped ({self._stopped_by})"],
+                    )
+                )
+                continue
+            result = self.process(path)
+            report.files.append(result)
+            self._show_progress(number, len(targets), result)
+        if self.config.progress and targets:
+            print(file=self.progress_stream)
+        report.duration_s = time.monotonic() - started
+        report.finished_at = utc_now_iso()
+        report.exit_code = self._exit_code()
+        if not self.config.dry_run:
+            self._record_run()
+        return report
+
+    def _sweep_targets(self) -> list[Path]:
+        now = self.clock()
+        targets = []
+        for pending in pending_files(self.config.data_folder, now):
+            if pending.age_s < self.config.min_file_age_s:
+                self.report.files.append(
+                    FileResult(
+                        file=self._relative(pending.path),
+                        status=STATUS_SKIPPED,
+                        notes=[
+                            f"modified {pending.age_s:.0f} s ago: may still be uploading "
+                            f"(minimum age {self.config.min_file_age_s:g} s)"
+                        ],
+                    )
+                )
+                continue
+            targets.append(pending.path)
+        return targets
+
+    def _relative(self, path: Path) -> str:
+        try:
+            return str(path.resolve().relative_to(self.config.data_folder.resolve()))
+        except ValueError:
+            return str(path)
+
+    def _exit_code(self) -> int:
+        kinds = {result.error_kind for result in self.report.files if result.error_kind}
+        if KIND_CONFIGURATION in kinds:
+            return EXIT_CONFIGURATION
+        if KIND_TEMPORARY in kinds:
+            return EXIT_TEMPORARY
+        if KIND_DATA in kinds:
+            return EXIT_DATA_ERRORS
+        return EXIT_OK
+
+    def _show_progress(self, number: int, total: int, result: FileResult) -> None:
+        if self.config.progress:
+            width = 30
+            filled = width * number // total
+            bar = "#" * filled + "." * (width - filled)
+            print(
+                f"\r[{bar}] {number}/{total} files  {result.status:<7} {result.file[-40:]:<40}",
+                end="",
+                file=self.progress_stream,
+                flush=True,
+            )
+        elif not self.config.dry_run:
+            log.info("%s %s (%d points)", result.status, result.file, result.points_written)
+
+    # -- one file -----------------------------------------------------------------------
+    def process(self, path: Path) -> FileResult:
+        """Everything that happens to one file; never raises for a problem with the file."""
+        started = time.monotonic()
+        location = None
+        try:
+            location = locate(self.config.data_folder, path)
+        except LayoutError as error:
+            result = self._layout_error(path, error)
+        else:
+            if self.config.dry_run:
+                result = self._read(location)
+            else:
+                with claim(location.path) as mine:
+                    if mine:
+                        result = self._ingest(location)
+                    else:
+                        result = FileResult(
+                            file=location.relative,
+                            status=STATUS_SKIPPED,
+                            notes=["taken by another process (or already moved)"],
+                        )
+        result.duration_s = time.monotonic() - started
+        recorded = result.status in (STATUS_OK, STATUS_ERROR)
+        if location is not None and recorded and not self.config.dry_run:
+            self._record_file(location, result)
+        return result
+
+    def _layout_error(self, path: Path, error: LayoutError) -> FileResult:
+        result = FileResult(
+            file=self._relative(path),
+            status=STATUS_ERROR,
+            error_kind=KIND_DATA,
+            error=error.as_dict(),
+        )
+        # A file under an unsafe name is set aside like any refused file; a file at the
+        # wrong depth has no device folder for an error/ beside it and stays where it is.
+        if error.code == "unsafe_name" and not self.config.dry_run:
+            with claim(path) as mine:
+                if mine:
+                    self._set_aside(path, result)
+        else:
+            result.notes.append("left in place: move it under <company>/<campaign>/<device>/")
+        return result
+
+    def _new_summary(self, location: FileLocation) -> FileSummary:
+        return FileSummary(
+            file=location.relative,
+            company=location.company,
+            campaign=location.campaign,
+            device_folder=location.device_folder,
+        )
+
+    def _read(self, location: FileLocation) -> FileResult:
+        """Dry run: the whole engine, nothing written but the optional --lp-out copy."""
+        summary = self._new_summary(location)
+        result = FileResult(file=location.relative, status=STATUS_OK, summary=summary)
+        try:
+            with MV2File(location.path, location.campaign, self.parse_options, summary) as mv2:
+                self._check_device_folder(location, summary)
+                for batch in mv2.batches():
+                    if self.config.lp_out is not None:
+                        self.config.lp_out.write(batch)
+        except FileDataError as error:
+            result.status, result.error_kind, result.error = (
+                STATUS_ERROR,
+                KIND_DATA,
+                error.as_dict(),
+            )
+        result.summary = summary
+        return result
+
+    def _ingest(self, location: FileLocation) -> FileResult:
+        assert self.writer is not None
+        summary = self._new_summary(location)
+        result = FileResult(file=location.relative, status=STATUS_OK, summary=summary)
+        try:
+            bucket = location.company
+            self.writer.ensure_bucket(bucket)
+            sender = self.writer.file_writer(bucket)
+            try:
+                with MV2File(location.path, location.campaign, self.parse_options, summary) as mv2:
+                    self._check_device_folder(location, summary)
+                    for batch in mv2.batches():
+                        if self.config.lp_out is not None:
+                            self.config.lp_out.write(batch)
+                        sender.submit(batch)
+                sender.finish()
+            finally:
+                sender.abandon()
+                result.points_written = sender.points_written
+        except FileDataError as error:
+            result.status, result.error_kind, result.error = (
+                STATUS_ERROR,
+                KIND_DATA,
+                error.as_dict(),
+            )
+            self._set_aside(location.path, result)
+            return result
+        except WriteError as error:
+            return self._write_failed(location, result, error)
+        if self.config.verify:
+            self._verify(location, summary, result)
+        target, duplicate = move_to_parsed(location.path)
+        result.moved_to = self._relative(target)
+        if duplicate:
+            result.notes.append("an identical file was already in parsed/: one copy kept")
+        return result
+
+    def _check_device_folder(self, location: FileLocation, summary: FileSummary) -> None:
+        if summary.master_sn != location.device_folder:
+            summary.warnings.append(
+                f"the folder is named {location.device_folder} but the file's master serial "
+                f"is {summary.master_sn}: points are tagged with {summary.master_sn}"
+            )
+
+    def _write_failed(
+        self, location: FileLocation, result: FileResult, error: WriteError
+    ) -> FileResult:
+        if error.kind == DATA:
+            result.status, result.error_kind = STATUS_ERROR, KIND_DATA
+            result.error = {"code": "rejected_by_influxdb", "line": None, "reason": str(error)}
+            self._set_aside(location.path, result)
+            return result
+        result.status = STATUS_RETRY
+        result.error = {"code": f"{error.kind}_error", "line": None, "reason": str(error)}
+        if error.kind == KIND_CONFIGURATION:
+            result.error_kind = KIND_CONFIGURATION
+            self._stopped_by = f"configuration error: {error}"
+            self.report.messages.append(
+                f"stopped after {location.relative}: {error}. Fix the settings and run again; "
+                "the remaining files were not touched."
+            )
+        else:
+            result.error_kind = KIND_TEMPORARY
+        result.notes.append("left in place for the next sweep (writes are idempotent)")
+        return result
+
+    def _set_aside(self, path: Path, result: FileResult) -> None:
+        if self.config.dry_run:
+            return
+        details = {
+            "file": result.file,
+            "error_kind": result.error_kind,
+            **(result.error or {}),
+            "parser_version": __version__,
+            "run_id": self.report.run_id,
+            "time": utc_now_iso(),
+            "skipped_rows": result.summary.as_dict()["skipped_rows"] if result.summary else None,
+        }
+        target, duplicate = move_to_error(path, details)
+        result.moved_to = self._relative(target)
+        if duplicate:
+            result.notes.append("an identical file was already in error/: one copy kept")
+
+    def _verify(self, location: FileLocation, summary: FileSummary, result: FileResult) -> None:
+        """Read back how many points the file's series hold over its time range."""
+        assert self.writer is not None
+        start, stop = iso_utc(summary.first_timestamp), iso_utc((summary.last_timestamp or 0) + 1)
+        flux = (
+            f'from(bucket: "{location.company}")\n'
+            f"  |> range(start: {start}, stop: {stop})\n"
+            f'  |> filter(fn: (r) => r._measurement == "{self.parse_options.measurement}"'
+            f' and r.campaign == "{location.campaign}"'
+            f' and r.device_master_sn == "{summary.master_sn}")\n'
+            "  |> count()\n  |> group()\n  |> sum()"
+        )
+        try:
+            found = self.writer.query_count(flux)
+        except WriteError as error:
+            result.verify = {"expected": summary.values_written, "found": None, "error": str(error)}
+            return
+        result.verify = {
+            "expected": summary.values_written,
+            "found": found,
+            "ok": found >= summary.values_written,
+        }
+        if found < summary.values_written:
+            result.notes.append(
+                f"verify: {found} points found for {summary.values_written} written"
+            )
+
+    # -- bookkeeping records ------------------------------------------------------------
+    def _record_file(self, location: FileLocation, result: FileResult) -> None:
+        """Per-file records in the company bucket and the meta bucket; a failure is a note."""
+        summary = result.summary or self._new_summary(location)
+        now_ns = time.time_ns()
+        company_record = format_point(
+            INGEST_MEASUREMENT,
+            {
+                "campaign": location.campaign,
+                "device_folder": location.device_folder,
+                "device_master_sn": summary.master_sn or "",
+                "status": result.status,
+            },
+            {
+                "points_written": result.points_written,
+                "rows": summary.rows_written,
+                "file": location.path.name,
+                "first_ts": summary.first_timestamp,
+                "last_ts": summary.last_timestamp,
+            },
+            now_ns,
+        )
+        meta_record = format_point(
+            FILE_MEASUREMENT,
+            {
+                "company": location.company,
+                "campaign": location.campaign,
+                "device_folder": location.device_folder,
+                "status": result.status,
+                "error_kind": result.error_kind or "",
+            },
+            {
+                "file": result.file,
+                "run_id": self.report.run_id,
+                "points_written": result.points_written,
+                "rows_written": summary.rows_written,
+                "rows_skipped": summary.rows_skipped,
+                "values_skipped": summary.values_skipped,
+                "duration_s": round(result.duration_s, 6),
+                "error_code": (result.error or {}).get("code"),
+            },
+            now_ns,
+        )
+        records = ((location.company, company_record), (self.config.meta_bucket, meta_record))
+        for bucket, record in records:
+            self._write_record(bucket, record, result.notes)
+
+    def _record_run(self) -> None:
+        report = self.report
+        totals = report.totals()
+        record = format_point(
+            RUN_MEASUREMENT,
+            {"mode": report.mode},
+            {
+                "run_id": report.run_id,
+                "files": totals["files"],
+                "ok": totals["ok"],
+                "error": totals["error"],
+                "retry": totals["retry"],
+                "skipped": totals["skipped"],
+                "points_written": totals["points_written"],
+                "duration_s": round(report.duration_s, 6),
+                "exit_code": report.exit_code,
+            },
+            time.time_ns(),
+        )
+        self._write_record(self.config.meta_bucket, record, report.messages)
+
+    def _write_record(self, bucket: str, record: bytes, notes: list[str]) -> None:
+        assert self.writer is not None
+        if self._stopped_by is not None:
+            return
+        try:
+            self.writer.ensure_bucket(bucket)
+            self.writer.write_now(bucket, record, precision="ns")
+        except WriteError as error:
+            notes.append(
+                f"warning: the ingestion record for bucket {bucket} was not written: {error}"
+            )

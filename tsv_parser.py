@@ -1,0 +1,253 @@
+#!/usr/bin/env python3
+"""PowerView parser: MV2 logger files in the SFTP data folder to InfluxDB.
+
+Everything it does lives in ``core/``; this file turns command-line arguments into a run
+and the run into an exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO
+
+from core import __version__
+from core.engine import ParseOptions
+from core.influx_writer import InfluxWriter, WriteError
+from core.layout import LayoutError, locate
+from core.lifecycle import claim, move_to_error
+from core.report import KIND_CONFIGURATION, RunReport, print_human_summary, write_json_atomically
+from core.runner import (
+    EXIT_CONFIGURATION,
+    EXIT_OK,
+    EXIT_TEMPORARY,
+    EXIT_USAGE,
+    RunConfig,
+    Runner,
+)
+from core.runtime import tune_allocator
+from core.settings import Settings, SettingsError, load_settings
+
+EPILOG = """\
+examples:
+  try every pending file without writing or moving anything:
+    tsv_parser.py --dataFolder /srv/sftpgo/data --dry-run
+  try one file and keep the line protocol it would send:
+    tsv_parser.py --dataFolder /srv/sftpgo/data \\
+        --tsvFile /srv/sftpgo/data/acme/site1/02001283/T302_251128_031740.tsv \\
+        --dry-run --lp-out /tmp/points.lp
+  ingest one file (what the SFTPGo hook does after an upload):
+    tsv_parser.py --dataFolder /srv/sftpgo/data --tsvFile <path of the uploaded file>
+  sweep the whole data folder, checking what was written:
+    tsv_parser.py --dataFolder /srv/sftpgo/data --verify
+
+exit codes:
+  0  every file was ingested (or, in a dry run, could be), or there was nothing to do
+  1  at least one file has bad content: moved to error/ (dry run: would be)
+  2  bad arguments or settings: nothing was read, written or moved
+  3  InfluxDB was unreachable or overloaded (after retries): those files stay for the
+     next sweep
+  4  InfluxDB refused the token or the organization: the run stopped, files stay
+
+Settings come from the environment and .env (see README.md, "Configuration").
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tsv_parser.py",
+        description="Ingest MV2 logger files (TSV) from the SFTP data folder into InfluxDB.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--dataFolder",
+        "--data-folder",
+        dest="data_folder",
+        required=True,
+        type=Path,
+        help="the SFTP data folder: <company>/<campaign>/<device>/<file>.tsv below it",
+    )
+    parser.add_argument(
+        "--tsvFile",
+        "--tsv-file",
+        dest="tsv_file",
+        type=Path,
+        help="one file to process (must lie inside --dataFolder); without it, every "
+        "pending file is swept",
+    )
+    parser.add_argument(
+        "--dry-run",
+        "--dryRun",
+        dest="dry_run",
+        action="store_true",
+        help="read and check only: no InfluxDB connection, no file moved; the JSON run "
+        "report goes to stdout, a summary to stderr",
+    )
+    parser.add_argument(
+        "--lp-out",
+        dest="lp_out",
+        help="also write the line protocol to FILE ('-' for stdout, which then carries only "
+        "the line protocol)",
+    )
+    parser.add_argument(
+        "--verify",
+        action="store_true",
+        help="after writing a file, count its points in InfluxDB and report expected/found",
+    )
+    parser.add_argument(
+        "--min-age",
+        dest="min_age",
+        type=float,
+        help="sweep: skip files modified less than this many seconds ago "
+        "(default: TSV_MIN_FILE_AGE_S, 60)",
+    )
+    parser.add_argument(
+        "--reject",
+        metavar="REASON",
+        help="do not ingest --tsvFile: set it aside in error/ with this reason (used by the "
+        "upload hook for uploads that did not complete)",
+    )
+    parser.add_argument(
+        "--report-dir",
+        dest="report_dir",
+        type=Path,
+        help="where the JSON run report is written (default: TSV_REPORT_DIR, else "
+        "<dataFolder>/../logs/reports)",
+    )
+    parser.add_argument("--version", action="version", version=f"PowerView parser {__version__}")
+    return parser
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> int:
+    print(f"tsv_parser.py: error: {message}", file=sys.stderr)
+    return code
+
+
+def resolve_tsv_file(data_folder: Path, tsv_file: Path) -> Path:
+    """A relative --tsvFile is taken from the current folder, else from the data folder."""
+    if tsv_file.is_absolute() or tsv_file.exists():
+        return tsv_file
+    return data_folder / tsv_file
+
+
+def parse_options(settings: Settings) -> ParseOptions:
+    return ParseOptions(
+        batch_points=settings["INFLUXDB_BATCH_SIZE"],
+        timestamp_floor=settings["TSV_TIMESTAMP_FLOOR"],
+        v002_time_zone=settings["TSV_V002_TIMEZONE"],
+        skip_zero_rows=settings["TSV_SKIP_ZERO_ROWS"],
+    )
+
+
+def report_path(args: argparse.Namespace, settings: Settings, report: RunReport) -> Path:
+    folder = args.report_dir or (
+        Path(settings["TSV_REPORT_DIR"])
+        if settings["TSV_REPORT_DIR"]
+        else args.data_folder.resolve().parent / "logs" / "reports"
+    )
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return folder / f"tsv_parser_{stamp}_{report.run_id}.json"
+
+
+def reject_upload(data_folder: Path, tsv_file: Path, reason: str) -> int:
+    """Set a file aside in error/ without reading it (an upload that did not complete)."""
+    try:
+        location = locate(data_folder, tsv_file)
+    except LayoutError as error:
+        return fail(f"refused: {error}")
+    with claim(location.path) as mine:
+        if not mine:
+            print(f"{location.relative}: taken by another process; not moved", file=sys.stderr)
+            return EXIT_OK
+        details = {
+            "file": location.relative,
+            "error_kind": "data",
+            "code": "upload_incomplete",
+            "line": None,
+            "reason": reason,
+            "parser_version": __version__,
+            "time": datetime.now(UTC).isoformat(),
+        }
+        target, _ = move_to_error(location.path, details)
+    print(f"{location.relative}: set aside in {target} ({reason})", file=sys.stderr)
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings(require=() if args.dry_run or args.reject else ("influxdb",))
+    except SettingsError as error:
+        return fail(f"{error}\n(nothing was read, written or moved)")
+    logging.basicConfig(
+        level=settings["TSV_LOG_LEVEL"],
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    data_folder: Path = args.data_folder
+    if not data_folder.is_dir():
+        return fail(f"--dataFolder {data_folder} is not a folder")
+    explicit = None
+    if args.tsv_file is not None:
+        explicit = resolve_tsv_file(data_folder, args.tsv_file)
+        try:
+            locate(data_folder, explicit)
+        except LayoutError as error:
+            if error.code in ("outside_data_folder", "not_found", "not_a_file"):
+                return fail(f"--tsvFile refused: {error}")
+    if args.reject is not None:
+        if explicit is None:
+            return fail("--reject needs --tsvFile")
+        return reject_upload(data_folder, explicit, args.reject)
+
+    tune_allocator()
+    lp_stream: BinaryIO | None = None
+    if args.lp_out == "-":
+        lp_stream = sys.stdout.buffer
+    elif args.lp_out:
+        lp_stream = open(args.lp_out, "wb")  # noqa: SIM115 - closed below
+    config = RunConfig(
+        data_folder=data_folder,
+        dry_run=args.dry_run,
+        parse=parse_options(settings),
+        min_file_age_s=(
+            args.min_age if args.min_age is not None else settings["TSV_MIN_FILE_AGE_S"]
+        ),
+        verify=args.verify,
+        meta_bucket=settings["TSV_META_BUCKET"],
+        lp_out=lp_stream,
+        progress=explicit is None and sys.stderr.isatty(),
+    )
+    writer = None
+    try:
+        if not args.dry_run:
+            writer = InfluxWriter(settings)
+            try:
+                writer.check()
+            except WriteError as error:
+                code = EXIT_CONFIGURATION if error.kind == KIND_CONFIGURATION else EXIT_TEMPORARY
+                return fail(f"{error}\n(no file was touched)", code)
+        report = Runner(config, writer).run(explicit)
+    finally:
+        if writer is not None:
+            writer.close()
+        if lp_stream is not None and lp_stream is not sys.stdout.buffer:
+            lp_stream.close()
+
+    print_human_summary(report, sys.stderr)
+    if args.dry_run:
+        if args.lp_out != "-":
+            print(report.to_json())
+    else:
+        path = report_path(args, settings, report)
+        write_json_atomically(path, report.as_dict())
+        print(f"run report: {path}", file=sys.stderr)
+    return report.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
