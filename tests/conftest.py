@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["tests.doubles.influxdb_fixtures"]
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = PROJECT_ROOT / "examples" / "data"
 EXPECTED = Path(__file__).resolve().parent / "data" / "expected"

@@ -23,7 +23,6 @@ from influxdb_client.client.write_api import SYNCHRONOUS
 from influxdb_client.domain.authorization import Authorization
 from influxdb_client.rest import ApiException
 
-from tests.doubles import influxdb_fixtures
 from tests.doubles.flux import FluxError, compile_query
 from tests.doubles.influxdb import InfluxDBDouble, StoredPoint
 from tests.doubles.line_protocol import (
@@ -36,9 +35,6 @@ from tests.doubles.line_protocol import (
 )
 
 # Until tests/conftest.py registers the fixtures module as a plugin.
-influxdb = influxdb_fixtures.influxdb
-influxdb_factory = influxdb_fixtures.influxdb_factory
-influxdb_contract = influxdb_fixtures.influxdb_contract
 
 VERIFY_QUERY = (
     'from(bucket:"acme") |> range(start: 1754191200, stop: 1754278801) '

@@ -26,13 +26,9 @@ from core.influx_admin import (
     ensure_bucket,
     make_client,
 )
-from tests.doubles import influxdb_fixtures
 from tests.doubles.influxdb import Permission
 
 # Until tests/conftest.py registers the fixtures module as a plugin.
-influxdb = influxdb_fixtures.influxdb
-influxdb_factory = influxdb_fixtures.influxdb_factory
-influxdb_env = influxdb_fixtures.influxdb_env
 
 SCRIPT = Path(__file__).resolve().parent.parent / "manage_influx_tokens.py"
 DESCRIPTION = "powerview_token_for_bucket_acme"
