@@ -313,9 +313,9 @@ class Runner:
         if self.config.dry_run:
             return
         details = {
+            **(result.error or {}),
             "file": result.file,
             "error_kind": result.error_kind,
-            **(result.error or {}),
             "parser_version": __version__,
             "run_id": self.report.run_id,
             "time": utc_now_iso(),
