@@ -10,6 +10,7 @@ real files).
 
 from __future__ import annotations
 
+import itertools
 import random
 import statistics
 from datetime import UTC, datetime
@@ -22,7 +23,7 @@ def _channel_models(rows: list[list[str]]) -> list[tuple[float, float, float, in
     for column in zip(*rows, strict=True):
         numbers = [float(value) for value in column]
         decimals = max((len(value.partition(".")[2]) for value in column), default=0)
-        steps = [abs(b - a) for a, b in zip(numbers, numbers[1:], strict=False)]
+        steps = [abs(b - a) for a, b in itertools.pairwise(numbers)]
         step = statistics.median(steps) if steps else 0.0
         step = step or 10**-decimals
         models.append((min(numbers), max(numbers), step, decimals, numbers[0]))
@@ -33,6 +34,7 @@ def make_file(
     template: Path,
     target: Path,
     size_bytes: int,
+    *,
     interval_s: int = 10,
     start: int = 1735689600,
     seed: int = 7,

@@ -390,7 +390,7 @@ def test_problems_never_reach_the_line_protocol(tmp_path):
     with MV2File(path, "camp", ParseOptions(now=NOW)) as mv2:
         data = b"".join(mv2.batches())
     for line in data.decode().splitlines():
-        series, field, stamp = line.rsplit(" ", 2)
+        _series, field, stamp = line.rsplit(" ", 2)
         assert math.isfinite(float(field.split("=", 1)[1]))
         assert stamp.isdigit()
     assert mv2.summary.values_written == 4
