@@ -17,7 +17,7 @@ from typing import BinaryIO
 from core import __version__
 from core.engine import ParseOptions
 from core.influx_writer import InfluxWriter, WriteError
-from core.layout import LayoutError, locate
+from core.layout import ERROR_DIR, PARSED_DIR, LayoutError, locate
 from core.lifecycle import claim, move_to_error
 from core.report import KIND_CONFIGURATION, RunReport, print_human_summary, write_json_atomically
 from core.runner import (
@@ -134,6 +134,12 @@ def resolve_tsv_file(data_folder: Path, tsv_file: Path) -> Path:
     return data_folder / tsv_file
 
 
+def already_processed(path: Path) -> bool:
+    """True when a file of that name sits in the folder's parsed/ or error/: a concurrent run
+    (another hook for the same upload, or a sweep) took it first."""
+    return any((path.parent / folder / path.name).exists() for folder in (PARSED_DIR, ERROR_DIR))
+
+
 def parse_options(settings: Settings) -> ParseOptions:
     return ParseOptions(
         batch_points=settings["INFLUXDB_BATCH_SIZE"],
@@ -197,6 +203,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             locate(data_folder, explicit)
         except LayoutError as error:
+            if error.code == "not_found" and already_processed(explicit):
+                print(f"{explicit}: already moved by another run; nothing to do", file=sys.stderr)
+                return EXIT_OK
             if error.code in ("outside_data_folder", "not_found", "not_a_file"):
                 return fail(f"--tsvFile refused: {error}")
     if args.reject is not None:

@@ -179,7 +179,14 @@ class Runner:
         try:
             location = locate(self.config.data_folder, path)
         except LayoutError as error:
-            result = self._layout_error(path, error)
+            if error.code == "not_found":  # moved away by another process since the listing
+                result = FileResult(
+                    file=self._relative(path),
+                    status=STATUS_SKIPPED,
+                    notes=["no longer there: taken by another process"],
+                )
+            else:
+                result = self._layout_error(path, error)
         else:
             if self.config.dry_run:
                 result = self._read(location)

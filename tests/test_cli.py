@@ -1,0 +1,131 @@
+"""tsv_parser.py as an operator uses it: dry runs, --lp-out, refusals, --reject, --help."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+from tests.conftest import EXPECTED, PROJECT_ROOT
+from tests.lp import parse_lines
+from tests.test_ingest import COMPANY1, EMPTY, V003, copy_samples, files_under
+
+PARSER = PROJECT_ROOT / "tsv_parser.py"
+# No InfluxDB settings at all: a dry run must not need (or try) a connection.
+OFFLINE_ENV = {
+    **{k: v for k, v in os.environ.items() if not k.startswith(("INFLUXDB_", "TSV_"))},
+    "POWERVIEW_ENV_FILE": os.devnull,
+}
+
+
+def parser(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(PARSER), *args],
+        env=env or OFFLINE_ENV,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_dry_run_over_the_samples_reports_without_touching_anything(tmp_path):
+    data = copy_samples(tmp_path / "data")
+    before = files_under(data)
+    result = parser("--dataFolder", str(data), "--dry-run", "--min-age", "0")
+    assert result.returncode == 1  # the empty and the header-only sample files
+    report = json.loads(result.stdout)
+    assert report["mode"] == "dry-run"
+    assert report["totals"]["files"] == 14
+    assert report["totals"]["ok"] == 12 and report["totals"]["error"] == 2
+    assert report["totals"]["values_written"] == 29034
+    stderr = result.stderr.decode()
+    assert "nothing written, nothing moved" in stderr
+    assert "file is empty (0 bytes)" in stderr
+    assert "duplicate_timestamp: 6 (lines 145, 146, 147, 148, 149)" in stderr
+    assert files_under(data) == before
+    by_file = {entry["file"]: entry for entry in report["files"]}
+    empty = by_file[EMPTY]
+    assert empty["error"]["code"] == "empty_file" and empty["error_kind"] == "data"
+    summary = by_file[COMPANY1]["summary"]
+    assert summary["master_sn"] == "02001171" and summary["channel_count"] == 30
+    assert any("02001084" in warning for warning in summary["warnings"])
+
+
+def test_lp_out_to_stdout_carries_exactly_the_contract_points(tmp_path):
+    data = copy_samples(tmp_path / "data", COMPANY1)
+    result = parser(
+        "--dataFolder", str(data), "--tsvFile", str(data / COMPANY1), "--dry-run", "--lp-out", "-"
+    )
+    assert result.returncode == 0, result.stderr
+    expected = Counter(parse_lines((EXPECTED / Path(COMPANY1).with_suffix(".lp")).read_text()))
+    assert Counter(parse_lines(result.stdout)) == expected
+
+
+def test_lp_out_to_a_file_keeps_the_report_on_stdout(tmp_path):
+    data = copy_samples(tmp_path / "data", V003)
+    out = tmp_path / "points.lp"
+    result = parser("--dataFolder", str(data), "--dry-run", "--min-age", "0", "--lp-out", str(out))
+    assert result.returncode == 0
+    assert json.loads(result.stdout)["totals"]["values_written"] == 72
+    assert len(parse_lines(out.read_bytes())) == 72
+
+
+def test_relative_tsv_file_is_found_in_the_data_folder(tmp_path):
+    data = copy_samples(tmp_path / "data", V003)
+    result = parser("--dataFolder", str(data), "--tsvFile", V003, "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["files"][0]["file"] == V003
+
+
+def test_a_file_outside_the_data_folder_is_refused(tmp_path):
+    data = copy_samples(tmp_path / "data", V003)
+    outside = tmp_path / "elsewhere.tsv"
+    outside.write_bytes((data / V003).read_bytes())
+    link = data / "dominique/v003/02000800/link.tsv"
+    link.symlink_to(outside)
+    for target in (outside, link):
+        result = parser("--dataFolder", str(data), "--tsvFile", str(target), "--dry-run")
+        assert result.returncode == 2
+        assert b"not inside the data folder" in result.stderr
+
+
+def test_a_missing_file_is_an_error_unless_another_run_took_it(tmp_path):
+    data = copy_samples(tmp_path / "data", V003)
+    missing = data / "dominique/v003/02000800/none.tsv"
+    result = parser("--dataFolder", str(data), "--tsvFile", str(missing), "--dry-run")
+    assert result.returncode == 2 and b"does not exist" in result.stderr
+    parsed = data / "dominique/v003/02000800/parsed"
+    parsed.mkdir()
+    (data / V003).rename(parsed / Path(V003).name)
+    result = parser("--dataFolder", str(data), "--tsvFile", str(data / V003), "--dry-run")
+    assert result.returncode == 0 and b"already moved by another run" in result.stderr
+
+
+def test_reject_sets_an_incomplete_upload_aside(tmp_path):
+    data = copy_samples(tmp_path / "data", V003)
+    result = parser(
+        "--dataFolder", str(data), "--tsvFile", str(data / V003),
+        "--reject", "upload failed (SFTPGo status 2)",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    moved = data / "dominique/v003/02000800/error/T302_260208_211459_UTC.tsv"
+    assert moved.exists() and not (data / V003).exists()
+    reason = json.loads(moved.with_name(moved.name + ".error.json").read_text())
+    assert reason["code"] == "upload_incomplete"
+    assert reason["reason"] == "upload failed (SFTPGo status 2)"
+
+
+def test_a_missing_data_folder(tmp_path):
+    result = parser("--dataFolder", str(tmp_path / "nope"), "--dry-run")
+    assert result.returncode == 2 and b"is not a folder" in result.stderr
+
+
+def test_help_shows_examples_and_exit_codes():
+    result = parser("--help")
+    text = result.stdout.decode()
+    assert result.returncode == 0
+    assert "examples:" in text and "exit codes:" in text and "--dataFolder" in text
+    assert "--data-folder" in text and "--tsv-file" in text

@@ -1,0 +1,402 @@
+"""End to end: the real tsv_parser.py process, the sample tree, the InfluxDB double.
+
+Every fault the writer must survive is injected here; after each, the files are where the
+lifecycle says and the stored points are exactly the contract's, never duplicated or lost.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.conftest import EXPECTED, PROJECT_ROOT, SAMPLES
+from tests.doubles.influxdb import InfluxDBDouble
+from tests.lp import parse_lines
+
+PARSER = PROJECT_ROOT / "tsv_parser.py"
+COMPANY1 = "company1/campaign1/02001084/T302_251012_031720.tsv"
+V003 = "dominique/v003/02000800/T302_260208_211459_UTC.tsv"
+EMPTY = "acme/base/02001283/T302_260109_120045.tsv"
+HEADER_ONLY = "acme/base/02001283/T302_260109_133915.tsv"
+
+
+def copy_samples(target: Path, *relatives: str) -> Path:
+    """A data folder holding the given sample files (all of them when none is given)."""
+    if not relatives:
+        shutil.copytree(SAMPLES, target)
+    for relative in relatives:
+        (target / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(SAMPLES / relative, target / relative)
+    for path in target.rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return target
+
+
+@pytest.fixture
+def env(influxdb_env, tmp_path) -> dict[str, str]:
+    return {
+        **influxdb_env,
+        "INFLUXDB_RETRY_INTERVAL_MS": "50",
+        "INFLUXDB_MAX_RETRIES": "2",
+        "INFLUXDB_TIMEOUT_S": "2",
+        "TSV_REPORT_DIR": str(tmp_path / "reports"),
+        "TSV_LOG_LEVEL": "WARNING",
+    }
+
+
+def run_parser(env: dict[str, str], data: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(PARSER), "--dataFolder", str(data), "--min-age", "0", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def last_report(env: dict[str, str]) -> dict:
+    reports = sorted(Path(env["TSV_REPORT_DIR"]).glob("tsv_parser_*.json"), key=os.path.getmtime)
+    return json.loads(reports[-1].read_text())
+
+
+def electrical(double: InfluxDBDouble, bucket: str) -> Counter:
+    """Stored electrical points as comparable tuples (timestamps back in seconds)."""
+    return Counter(
+        (p.measurement, p.tags, p.field, p.value, p.time_ns // 10**9)
+        for p in double.points(bucket)
+        if p.measurement == "electrical"
+    )
+
+
+def contract(relative: str) -> Counter:
+    expected = EXPECTED / Path(relative).with_suffix(".lp")
+    return Counter(parse_lines(expected.read_text()))
+
+
+def files_under(folder: Path) -> list[str]:
+    return sorted(str(path.relative_to(folder)) for path in folder.rglob("*") if path.is_file())
+
+
+def test_sample_tree_is_ingested_as_the_contract_says(influxdb, env, tmp_path):
+    data = copy_samples(tmp_path / "data")
+    result = run_parser(env, data, "--verify")
+    assert result.returncode == 1, result.stderr  # two sample files are refused
+    assert electrical(influxdb, "company1") == contract(COMPANY1)
+    dominique = electrical(influxdb, "dominique")
+    assert contract(V003) <= dominique  # the other dominique files add their own points
+    report = last_report(env)
+    statuses = {entry["file"]: entry["status"] for entry in report["files"]}
+    assert statuses[EMPTY] == statuses[HEADER_ONLY] == "error"
+    assert Counter(statuses.values()) == {"ok": 12, "error": 2}
+    for entry in report["files"]:
+        if entry["status"] == "ok":
+            assert entry["verify"]["ok"] and entry["verify"]["found"] == entry["points_written"]
+            assert entry["points_written"] == entry["summary"]["values_written"] > 0
+    remaining = files_under(data)
+    assert all("/parsed/" in path or "/error/" in path for path in remaining)
+    assert "company1/campaign1/02001084/parsed/T302_251012_031720.tsv" in remaining
+    reason = json.loads(
+        (data / "acme/base/02001283/error/T302_260109_133915.tsv.error.json").read_text()
+    )
+    assert reason["code"] == "no_data_rows" and reason["line"] == 2
+    assert reason["file"] == HEADER_ONLY and reason["parser_version"] and reason["time"]
+    assert report["totals"]["points_written"] == sum(
+        entry["points_written"] for entry in report["files"]
+    )
+
+
+def test_the_same_files_again_write_the_same_points_and_nothing_else(influxdb, env, tmp_path):
+    data = copy_samples(tmp_path / "data", COMPANY1, V003)
+    assert run_parser(env, data).returncode == 0
+    first = {bucket: electrical(influxdb, bucket) for bucket in ("company1", "dominique")}
+    copy_samples(data, COMPANY1, V003)  # uploaded again, same content
+    assert run_parser(env, data).returncode == 0
+    assert {bucket: electrical(influxdb, bucket) for bucket in first} == first
+    assert files_under(data) == [
+        "company1/campaign1/02001084/parsed/T302_251012_031720.tsv",
+        "dominique/v003/02000800/parsed/T302_260208_211459_UTC.tsv",
+    ]
+    notes = [note for entry in last_report(env)["files"] for note in entry["notes"]]
+    assert any("identical file was already in parsed/" in note for note in notes)
+
+
+def test_a_changed_file_of_the_same_name_is_kept_beside_the_first(influxdb, env, tmp_path):
+    data = copy_samples(tmp_path / "data", V003)
+    assert run_parser(env, data).returncode == 0
+    path = data / V003
+    lines = (SAMPLES / V003).read_text().splitlines(keepends=True)
+    path.write_text("".join(lines[:-2] + lines[-1:]))  # one row less
+    assert run_parser(env, data).returncode == 0
+    parsed = sorted(p.name for p in (path.parent / "parsed").iterdir())
+    assert parsed == ["T302_260208_211459_UTC.2.tsv", "T302_260208_211459_UTC.tsv"]
+
+
+def test_the_bucket_is_created_once_per_run_with_the_retention(influxdb, env, tmp_path):
+    data = copy_samples(tmp_path / "data", "acme/base/02001283/T302_251025_031739.tsv",
+                        "acme/base/02001283/T302_251027_031520.tsv",
+                        "acme/base/02001283/T302_251101_032048.tsv")  # fmt: skip
+    result = run_parser({**env, "INFLUXDB_BUCKET_RETENTION": "400d"}, data)
+    assert result.returncode == 0, result.stderr
+    assert influxdb.bucket_retention("acme") == 400 * 86400
+    lookups = [
+        r
+        for r in influxdb.requests
+        if r.path == "/api/v2/buckets" and r.query.get("name") == ["acme"]
+    ]
+    creations = [r for r in influxdb.requests if r.method == "POST" and r.path == "/api/v2/buckets"]
+    assert len(lookups) == 1
+    assert [r.json["name"] for r in creations] == ["acme", "powerview_meta"]
+
+
+def test_writes_are_gzip_batches_in_seconds_within_the_batch_size(influxdb, env, tmp_path):
+    data = copy_samples(tmp_path / "data", COMPANY1)
+    assert run_parser({**env, "INFLUXDB_BATCH_SIZE": "1000"}, data).returncode == 0
+    data_writes = [w for w in influxdb.writes if w.bucket == "company1" and w.precision == "s"]
+    assert len(data_writes) == 5  # 4290 points, 33 rows of 30 per batch
+    assert all(w.content_encoding == "gzip" and w.points <= 1000 for w in data_writes)
+    assert sum(w.points for w in data_writes) == 4290
+
+
+def test_every_request_the_parser_sends_follows_the_openapi_contract(
+    influxdb, env, tmp_path, influxdb_contract
+):
+    data = copy_samples(tmp_path / "data")
+    run_parser(env, data, "--verify")
+    assert influxdb.requests
+    assert influxdb_contract.check_requests(influxdb.requests) == []
+
+
+def test_ingestion_records_in_the_company_and_meta_buckets(influxdb, env, tmp_path):
+    data = copy_samples(tmp_path / "data", V003, EMPTY)
+    assert run_parser(env, data).returncode == 1
+    company = [p for p in influxdb.points("dominique") if p.measurement == "powerview_ingest"]
+    fields = {p.field: p.value for p in company}
+    assert fields["points_written"] == 72 and fields["rows"] == 6
+    assert fields["file"] == "T302_260208_211459_UTC.tsv"
+    assert dict(company[0].tags)["device_master_sn"] == "02000800"
+    meta = influxdb.points("powerview_meta")
+    per_file = {(dict(p.tags)["company"], dict(p.tags)["status"]) for p in meta
+                if p.measurement == "tsv_parser_file"}  # fmt: skip
+    assert per_file == {("dominique", "ok"), ("acme", "error")}
+    run = {p.field: p.value for p in meta if p.measurement == "tsv_parser_run"}
+    assert run["files"] == 2 and run["ok"] == 1 and run["error"] == 1 and run["exit_code"] == 1
+    assert not [p for p in influxdb.points("acme") if p.measurement == "electrical"]
+
+
+def test_a_failed_ingestion_record_is_only_a_warning(influxdb, env, tmp_path):
+    data = copy_samples(tmp_path / "data", V003)
+    influxdb.fail_nth_write(2, status=500)  # the file is one write; the next is its record
+    result = run_parser({**env, "INFLUXDB_MAX_RETRIES": "0"}, data)
+    assert result.returncode == 0, result.stderr
+    entry = last_report(env)["files"][0]
+    assert entry["status"] == "ok"
+    assert any("ingestion record" in note for note in entry["notes"])
+    assert (data / "dominique/v003/02000800/parsed/T302_260208_211459_UTC.tsv").exists()
+
+
+# -- faults ---------------------------------------------------------------------------------
+def test_unreachable_server_leaves_files_in_place(influxdb, env, tmp_path):
+    data = copy_samples(tmp_path / "data", COMPANY1, V003)
+    before = files_under(data)
+    influxdb.refuse_connections()
+    result = run_parser(env, data)
+    assert result.returncode == 3
+    assert "cannot reach InfluxDB" in result.stderr and "no file was touched" in result.stderr
+    assert files_under(data) == before
+
+
+def test_server_lost_during_the_run_is_temporary(influxdb, env, tmp_path):
+    data = copy_samples(tmp_path / "data", COMPANY1)
+    influxdb.fail_next(100, status=503, only_writes=True)
+    result = run_parser(env, data)
+    assert result.returncode == 3, result.stderr
+    entry = last_report(env)["files"][0]
+    assert (entry["status"], entry["error_kind"]) == ("retry", "temporary")
+    assert (data / COMPANY1).exists() and not (data / COMPANY1).parent.joinpath("error").exists()
+    influxdb.reset_faults()
+    assert run_parser(env, data).returncode == 0
+    assert electrical(influxdb, "company1") == contract(COMPANY1)
+
+
+@pytest.mark.parametrize(("status", "retry_after"), [(503, None), (500, None), (429, 0.2)])
+def test_temporary_answers_are_retried_within_the_run(influxdb, env, tmp_path, status, retry_after):
+    data = copy_samples(tmp_path / "data", COMPANY1)
+    influxdb.fail_next(2, status=status, retry_after=retry_after, only_writes=True)
+    result = run_parser(env, data)
+    assert result.returncode == 0, result.stderr
+    assert electrical(influxdb, "company1") == contract(COMPANY1)
+    assert [w.status for w in influxdb.writes][:3] == [status, status, 204]
+
+
+def test_a_later_batch_failing_leaves_the_file_whole_for_the_next_sweep(influxdb, env, tmp_path):
+    data = copy_samples(tmp_path / "data", COMPANY1)
+    env = {**env, "INFLUXDB_BATCH_SIZE": "600", "INFLUXDB_MAX_RETRIES": "0"}
+    influxdb.fail_nth_write(4, status=500)
+    assert run_parser(env, data).returncode == 3
+    partial = electrical(influxdb, "company1")
+    assert 0 < sum(partial.values()) < 4290
+    assert (data / COMPANY1).exists()
+    assert run_parser(env, data).returncode == 0
+    stored = electrical(influxdb, "company1")
+    assert stored == contract(COMPANY1)  # nothing lost, nothing duplicated
+    assert influxdb.point_count("company1") == 4290 + 5 * 1  # + one ingestion record
+
+
+def test_a_slow_server_times_out_as_temporary(influxdb, env, tmp_path):
+    data = copy_samples(tmp_path / "data", V003)
+    influxdb.set_delay(3, only_writes=True)
+    result = run_parser({**env, "INFLUXDB_TIMEOUT_S": "0.5", "INFLUXDB_MAX_RETRIES": "0"}, data)
+    assert result.returncode == 3, result.stderr
+    assert "did not answer in time" in json.dumps(last_report(env))
+    assert (data / V003).exists()
+
+
+def test_a_refused_token_stops_the_run_before_any_file(influxdb, env, tmp_path):
+    data = copy_samples(tmp_path / "data", COMPANY1, V003)
+    before = files_under(data)
+    result = run_parser({**env, "INFLUXDB_ADMIN_TOKEN": "not-a-token"}, data)
+    assert result.returncode == 4
+    assert "401" in result.stderr
+    assert files_under(data) == before
+
+
+def test_a_wrong_org_is_a_configuration_error(influxdb, env, tmp_path):
+    data = copy_samples(tmp_path / "data", V003)
+    result = run_parser({**env, "INFLUXDB_ORG": "nobody"}, data)
+    assert result.returncode == 4
+    assert "INFLUXDB_ORG" in result.stderr
+    assert (data / V003).exists()
+
+
+def test_a_token_that_cannot_write_a_bucket_stops_the_run_there(influxdb, tmp_path, env):
+    for bucket in ("company1", "dominique", "powerview_meta"):
+        influxdb.create_bucket(bucket)
+    org_id = influxdb.org_id
+    permissions = [
+        {"action": "read", "resource": {"type": "orgs", "id": org_id}},
+        {"action": "read", "resource": {"type": "buckets", "orgID": org_id}},
+        {"action": "write", "resource": {"type": "buckets", "orgID": org_id,
+                                          "id": influxdb.bucket_id("company1")}},
+    ]  # fmt: skip
+    answer = requests.post(
+        f"{influxdb.url}/api/v2/authorizations",
+        json={"orgID": org_id, "permissions": permissions},
+        headers={"Authorization": f"Token {influxdb.admin_token}"},
+        timeout=5,
+    )
+    token = answer.json()["token"]
+    bavella = "dominique/bavella/02000800/T302_260105_162016.tsv"
+    data = copy_samples(tmp_path / "data", COMPANY1, bavella, V003)
+    result = run_parser({**env, "INFLUXDB_ADMIN_TOKEN": token}, data)
+    assert result.returncode == 4, result.stderr
+    report = last_report(env)
+    assert [(e["status"], e["error_kind"]) for e in report["files"]] == [
+        ("ok", None),
+        ("retry", "configuration"),
+        ("retry", "configuration"),
+    ]
+    assert "403" in report["files"][1]["error"]["reason"]
+    assert "not tried" in report["files"][2]["notes"][0]
+    assert "stopped after" in report["messages"][0]
+    assert (data / bavella).exists() and (data / V003).exists()
+    assert not (data / COMPANY1).exists()
+
+
+def test_missing_settings_are_refused_before_anything(env, tmp_path):
+    data = copy_samples(tmp_path / "data", V003)
+    broken = {k: v for k, v in env.items() if not k.startswith("INFLUXDB_")}
+    broken["INFLUXDB_BATCH_SIZE"] = "lots"
+    result = run_parser(broken, data)
+    assert result.returncode == 2
+    for problem in ("INFLUXDB_HOST is not set", "INFLUXDB_ORG is not set",
+                    "INFLUXDB_BATCH_SIZE='lots'"):  # fmt: skip
+        assert problem in result.stderr
+    assert (data / V003).exists()
+
+
+# -- the file lifecycle ---------------------------------------------------------------------
+def test_sweep_skips_files_that_may_still_be_uploading(influxdb, env, tmp_path):
+    data = copy_samples(tmp_path / "data", V003)
+    result = subprocess.run(
+        [sys.executable, str(PARSER), "--dataFolder", str(data)],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0
+    entry = last_report(env)["files"][0]
+    assert entry["status"] == "skipped" and "may still be uploading" in entry["notes"][0]
+    assert (data / V003).exists()
+
+
+def test_an_explicit_file_is_taken_whatever_its_age(influxdb, env, tmp_path):
+    data = copy_samples(tmp_path / "data", V003)
+    result = subprocess.run(
+        [sys.executable, str(PARSER), "--dataFolder", str(data), "--tsvFile", str(data / V003)],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert not (data / V003).exists()
+
+
+def test_unsafe_folder_names_go_to_error(influxdb, env, tmp_path):
+    data = tmp_path / "data"
+    path = data / "bad company" / "site" / "02000800" / "T302.tsv"
+    path.parent.mkdir(parents=True)
+    shutil.copy(SAMPLES / V003, path)
+    result = run_parser(env, data)
+    assert result.returncode == 1
+    assert (path.parent / "error" / "T302.tsv.error.json").exists()
+    assert "bad company" not in influxdb.bucket_names()
+
+
+def test_concurrent_processes_ingest_each_file_exactly_once(influxdb, env, tmp_path):
+    """24 parser processes (hooks and sweeps) race over the same 10 files."""
+    data = tmp_path / "data"
+    sources = [
+        "acme/base/02001283/T302_251025_031739.tsv",
+        "acme/base/02001283/T302_251026_031500.tsv",
+        "acme/base/02001283/T302_251027_031520.tsv",
+        "acme/base/02001283/T302_251101_032048.tsv",
+        "acme/base/02001283/T302_251128_031740.tsv",
+        "acme/mono-v003/02001311/T302_260122_162658_UTC.tsv",
+        COMPANY1,
+        "dominique/bavella/02000800/T302_260105_162016.tsv",
+        "dominique/v003/02000800/T302_260128_171459_UTC.tsv",
+        V003,
+    ]
+    copy_samples(data, *sources)
+    commands = []
+    for number in range(24):
+        command = [sys.executable, str(PARSER), "--dataFolder", str(data), "--min-age", "0"]
+        if number % 2:
+            command += ["--tsvFile", str(data / sources[number % len(sources)])]
+        commands.append(command)
+    processes = [
+        subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        for command in commands
+    ]
+    codes = [process.wait(timeout=180) for process in processes]
+    assert codes == [0] * len(commands), [p.stderr.read() for p in processes if p.returncode]
+    reports = [json.loads(p.read_text()) for p in Path(env["TSV_REPORT_DIR"]).glob("*.json")]
+    ingested = Counter(
+        entry["file"] for report in reports for entry in report["files"] if entry["status"] == "ok"
+    )
+    assert ingested == Counter(sources)  # each file exactly once
+    assert all("/parsed/" in path for path in files_under(data))
+    assert len(files_under(data)) == len(sources)
+    for bucket in ("acme", "company1", "dominique"):
+        points = electrical(influxdb, bucket)
+        assert max(points.values()) == 1
+    assert electrical(influxdb, "company1") == contract(COMPANY1)
+    data_writes = [w for w in influxdb.writes if w.precision == "s" and w.status == 204]
+    assert sum(w.points for w in data_writes) == sum(
+        entry["points_written"] for report in reports for entry in report["files"]
+    )
