@@ -106,21 +106,24 @@ def ensure_dashboard(client: GrafanaClient, params: dict, check_mode: bool) -> d
     return {**result, "changed": True, "diff": changes(before, after)}
 
 
+ARGUMENT_SPEC = {
+    "org_id": {"type": "int"},
+    "uid": {"type": "str", "required": True},
+    "title": {"type": "str"},
+    "folder_uid": {"type": "str"},
+    "template": {"type": "path"},
+    "bucket": {"type": "str"},
+    "campaign": {"type": "str"},
+    "datasource_uid": {"type": "str"},
+    "datasource_type": {"type": "str", "default": "influxdb"},
+    "tags": {"type": "list", "elements": "str", "default": []},
+    "state": {"type": "str", "default": "present", "choices": ["present", "absent"]},
+}
+
+
 def main() -> None:
     module = AnsibleModule(
-        argument_spec={
-            "org_id": {"type": "int"},
-            "uid": {"type": "str", "required": True},
-            "title": {"type": "str"},
-            "folder_uid": {"type": "str"},
-            "template": {"type": "path"},
-            "bucket": {"type": "str"},
-            "campaign": {"type": "str"},
-            "datasource_uid": {"type": "str"},
-            "datasource_type": {"type": "str", "default": "influxdb"},
-            "tags": {"type": "list", "elements": "str", "default": []},
-            "state": {"type": "str", "default": "present", "choices": ["present", "absent"]},
-        },
+        argument_spec=ARGUMENT_SPEC,
         required_if=[("state", "present", ("template", "bucket", "datasource_uid"))],
         supports_check_mode=True,
     )

@@ -137,7 +137,21 @@ def ensure_datasource(
         if not check_mode:
             if token is None:
                 raise GrafanaError(f"no InfluxDB token to create data source {uid!r} with")
-            org.call("POST", "/api/datasources", {**wanted, "secureJsonData": {"token": token}})
+            status, _ = org.call(
+                "POST",
+                "/api/datasources",
+                {**wanted, "secureJsonData": {"token": token}},
+                accept=(409,),
+            )
+            if status == 409:
+                found, _ = org.call("GET", api_path("datasources", "uid", uid), accept=(404,))
+                if found == 404:
+                    raise GrafanaError(
+                        f"a data source named {wanted['name']!r} already exists with another "
+                        "uid: rename or delete it in Grafana, then run again"
+                    )
+                # created meanwhile by a parallel run: compare with it instead
+                return ensure_datasource(client, {**params, "token": token}, check_mode)
             _health_warning(org, uid, params, result)
         return {**result, "changed": True, "diff": changes({}, shown(wanted))}
 
@@ -198,20 +212,23 @@ def token_reader(module: AnsibleModule) -> Callable[[], str] | None:
     return read
 
 
+ARGUMENT_SPEC = {
+    "org_id": {"type": "int"},
+    "uid": {"type": "str", "required": True},
+    "name": {"type": "str"},
+    "type": {"type": "str", "default": "influxdb"},
+    "url": {"type": "str"},
+    "json_data": {"type": "dict", "default": {}},
+    "token": {"type": "str", "no_log": True},
+    "token_command": {"type": "list", "elements": "str"},
+    "check_health": {"type": "bool", "default": True},
+    "state": {"type": "str", "default": "present", "choices": ["present", "absent"]},
+}
+
+
 def main() -> None:
     module = AnsibleModule(
-        argument_spec={
-            "org_id": {"type": "int"},
-            "uid": {"type": "str", "required": True},
-            "name": {"type": "str"},
-            "type": {"type": "str", "default": "influxdb"},
-            "url": {"type": "str"},
-            "json_data": {"type": "dict", "default": {}},
-            "token": {"type": "str", "no_log": True},
-            "token_command": {"type": "list", "elements": "str"},
-            "check_health": {"type": "bool", "default": True},
-            "state": {"type": "str", "default": "present", "choices": ["present", "absent"]},
-        },
+        argument_spec=ARGUMENT_SPEC,
         mutually_exclusive=[("token", "token_command")],
         supports_check_mode=True,
     )

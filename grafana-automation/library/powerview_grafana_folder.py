@@ -155,15 +155,18 @@ def ensure_folder(client: GrafanaClient, params: dict, check_mode: bool) -> dict
     return {"changed": changed, "folder_uid": uid, "diff": changes(before, after)}
 
 
+ARGUMENT_SPEC = {
+    "org_id": {"type": "int"},
+    "uid": {"type": "str", "required": True},
+    "title": {"type": "str"},
+    "permissions": {"type": "list", "elements": "dict", "default": []},
+    "state": {"type": "str", "default": "present", "choices": ["present", "absent"]},
+}
+
+
 def main() -> None:
     module = AnsibleModule(
-        argument_spec={
-            "org_id": {"type": "int"},
-            "uid": {"type": "str", "required": True},
-            "title": {"type": "str"},
-            "permissions": {"type": "list", "elements": "dict", "default": []},
-            "state": {"type": "str", "default": "present", "choices": ["present", "absent"]},
-        },
+        argument_spec=ARGUMENT_SPEC,
         supports_check_mode=True,
     )
     run_module(module, ensure_folder)

@@ -101,13 +101,16 @@ def ensure_org(client: GrafanaClient, params: dict, check_mode: bool) -> dict:
     return {"changed": changed, "org_id": org_id, "diff": changes(before, after)}
 
 
+ARGUMENT_SPEC = {
+    "name": {"type": "str", "required": True},
+    "state": {"type": "str", "default": "present", "choices": ["present", "absent"]},
+    "create": {"type": "bool", "default": True},
+}
+
+
 def main() -> None:
     module = AnsibleModule(
-        argument_spec={
-            "name": {"type": "str", "required": True},
-            "state": {"type": "str", "default": "present", "choices": ["present", "absent"]},
-            "create": {"type": "bool", "default": True},
-        },
+        argument_spec=ARGUMENT_SPEC,
         supports_check_mode=True,
     )
     run_module(module, ensure_org)

@@ -69,14 +69,17 @@ def ensure_team(client: GrafanaClient, params: dict, check_mode: bool) -> dict:
     return {"changed": True, "team_id": created["teamId"], "diff": changes(before, after)}
 
 
+ARGUMENT_SPEC = {
+    "org_id": {"type": "int"},
+    "name": {"type": "str", "required": True},
+    "state": {"type": "str", "default": "present", "choices": ["present", "absent"]},
+    "create": {"type": "bool", "default": True},
+}
+
+
 def main() -> None:
     module = AnsibleModule(
-        argument_spec={
-            "org_id": {"type": "int"},
-            "name": {"type": "str", "required": True},
-            "state": {"type": "str", "default": "present", "choices": ["present", "absent"]},
-            "create": {"type": "bool", "default": True},
-        },
+        argument_spec=ARGUMENT_SPEC,
         supports_check_mode=True,
     )
     run_module(module, ensure_team)

@@ -167,19 +167,22 @@ def ensure_user(client: GrafanaClient, params: dict, check_mode: bool) -> dict:
     return {**result, "changed": changed, "diff": changes(before, after)}
 
 
+ARGUMENT_SPEC = {
+    "login": {"type": "str", "required": True},
+    "email": {"type": "str", "default": ""},
+    "name": {"type": "str"},
+    "org_id": {"type": "int"},
+    "team_id": {"type": "int"},
+    "role": {"type": "str", "default": "Viewer", "choices": list(COMPANY_ROLES)},
+    "password": {"type": "str", "no_log": True},
+    "password_file": {"type": "path", "no_log": False},
+    "state": {"type": "str", "default": "present", "choices": ["present", "absent"]},
+}
+
+
 def main() -> None:
     module = AnsibleModule(
-        argument_spec={
-            "login": {"type": "str", "required": True},
-            "email": {"type": "str", "default": ""},
-            "name": {"type": "str"},
-            "org_id": {"type": "int"},
-            "team_id": {"type": "int"},
-            "role": {"type": "str", "default": "Viewer", "choices": list(COMPANY_ROLES)},
-            "password": {"type": "str", "no_log": True},
-            "password_file": {"type": "path", "no_log": False},
-            "state": {"type": "str", "default": "present", "choices": ["present", "absent"]},
-        },
+        argument_spec=ARGUMENT_SPEC,
         supports_check_mode=True,
     )
     run_module(module, ensure_user)

@@ -400,6 +400,7 @@ class GrafanaDouble:
         self.contract_problems: list[str] = []
         self._requests: list[RecordedRequest] = []
         self._log_lock = threading.Lock()
+        self._faults: list[list[Any]] = []  # [method, path, status, remaining]
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._routes = self._route_table()
@@ -451,6 +452,20 @@ class GrafanaDouble:
     def clear_log(self) -> None:
         with self._log_lock:
             self._requests.clear()
+
+    def fail_next(self, method: str, path: str, status: int = 500, count: int = 1) -> None:
+        """Answer the next ``count`` ``method path`` requests with ``status`` and change
+        nothing, as a Grafana that fails half-way through a run would."""
+        with self._log_lock:
+            self._faults.append([method, path, status, count])
+
+    def _fault(self, method: str, path: str) -> int | None:
+        with self._log_lock:
+            for fault in self._faults:
+                if fault[0] == method and fault[1] == path and fault[3] > 0:
+                    fault[3] -= 1
+                    return fault[2]
+        return None
 
     # ---- set-up and inspection helpers for tests
 
@@ -522,6 +537,9 @@ class GrafanaDouble:
             with contextlib.suppress(ValueError):
                 body_json = json.loads(raw)
         try:
+            injected = self._fault(method, path)
+            if injected is not None:
+                raise ApiError(injected, "injected failure")
             status, body = self._dispatch(call, parts.path, body_json)
         except ApiError as error:
             status, body = error.status, error.body
@@ -542,6 +560,18 @@ class GrafanaDouble:
         return status, body
 
     def _dispatch(self, call: Call, raw_path: str, body_json: Any) -> tuple[int, Any]:
+        if self.contract is not None:
+            problems = self.contract.check(
+                call.method,
+                call.path,
+                call.query,
+                call.headers,
+                body_json if body_json is not None else _no_body(call.raw),
+            )
+            if problems:
+                with self._log_lock:
+                    self.contract_problems.extend(problems)
+                raise ApiError(400, "request does not match Grafana's API: " + "; ".join(problems))
         route = None
         for method, pattern, scope, handler in self._routes:
             match = pattern.fullmatch(raw_path)
@@ -556,18 +586,6 @@ class GrafanaDouble:
         scope, handler = route
         if handler is None:
             raise ApiError(405, "Method not allowed")
-        if self.contract is not None:
-            problems = self.contract.check(
-                call.method,
-                call.path,
-                call.query,
-                call.headers,
-                body_json if body_json is not None else _no_body(call.raw),
-            )
-            if problems:
-                with self._log_lock:
-                    self.contract_problems.extend(problems)
-                raise ApiError(400, "request does not match Grafana's API: " + "; ".join(problems))
         with self.state.lock:
             if scope != "public":
                 self._authenticate(call, scope)

@@ -1,0 +1,88 @@
+"""Fixtures and helpers for the Grafana automation tests.
+
+The doubles' fixtures are imported here until ``tests/conftest.py`` registers
+``tests.doubles.grafana_fixtures`` and ``tests.doubles.influxdb_fixtures`` as plugins.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+from urllib.error import HTTPError
+from urllib.request import Request, urlopen
+
+import ansible.module_utils
+
+from tests.doubles.grafana_fixtures import (  # noqa: F401
+    grafana,
+    grafana_contract,
+    grafana_env,
+    grafana_factory,
+)
+from tests.doubles.influxdb_fixtures import influxdb, influxdb_factory  # noqa: F401
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+AUTOMATION = PROJECT_ROOT / "grafana-automation"
+
+# Inside Ansible, module_utils/ is importable as ansible.module_utils.<name>; the same import
+# path makes the modules importable by the unit tests.
+if str(AUTOMATION / "module_utils") not in ansible.module_utils.__path__:
+    ansible.module_utils.__path__.append(str(AUTOMATION / "module_utils"))
+
+
+def load_file(path: Path) -> ModuleType:
+    """Import a module of grafana-automation/ (whose directory name is not a package)."""
+    name = "powerview_test_" + path.stem
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def library(name: str) -> ModuleType:
+    """One of the project's Ansible modules, e.g. ``library("powerview_grafana_org")``."""
+    return load_file(AUTOMATION / "library" / f"{name}.py")
+
+
+def preflight() -> ModuleType:
+    return load_file(AUTOMATION / "action_plugins" / "powerview_preflight.py")
+
+
+def api(
+    double: Any,
+    method: str,
+    path: str,
+    body: Any = None,
+    *,
+    login: str | None = None,
+    password: str | None = None,
+    org: int | None = None,
+) -> tuple[int, Any]:
+    """(status, JSON body) of one request to a Grafana double, as ``login`` (the server admin
+    by default; other users default to the password ``pw``)."""
+    login = login or double.admin_login
+    if password is None:
+        password = double.admin_password if login == double.admin_login else "pw"
+    token = base64.b64encode(f"{login}:{password}".encode()).decode()
+    headers = {"Authorization": "Basic " + token}
+    if org is not None:
+        headers["X-Grafana-Org-Id"] = str(org)
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        headers["Content-Type"] = "application/json"
+    request = Request(double.url + path, data=data, method=method, headers=headers)
+    try:
+        with urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except HTTPError as error:
+        return error.code, json.loads(error.read() or b"null")

@@ -1,0 +1,254 @@
+"""The Grafana double answers as Grafana documents: these tests pin the behaviours the
+playbooks and the isolation tests rely on, so a change to the double that would make them
+pass for the wrong reason fails here first."""
+
+from __future__ import annotations
+
+import json
+from urllib.error import HTTPError
+from urllib.request import Request, urlopen
+
+import pytest
+
+from tests.doubles.grafana import GrafanaDouble
+from tests.doubles.grafana_fixtures import grafana_contract_document, load_grafana_contract
+from tests.grafana.conftest import api as call
+
+
+def new_org(double, name):
+    status, body = call(double, "POST", "/api/orgs", {"name": name})
+    assert status == 200, body
+    return body["orgId"]
+
+
+def test_health_needs_no_credentials(grafana):
+    with urlopen(grafana.url + "/api/health", timeout=5) as response:
+        assert json.loads(response.read())["database"] == "ok"
+
+
+def test_basic_auth_is_checked(grafana):
+    assert call(grafana, "GET", "/api/user", login="admin", password="wrong")[0] == 401
+    request = Request(grafana.url + "/api/user")
+    with pytest.raises(HTTPError) as error:
+        urlopen(request, timeout=5)
+    assert error.value.code == 401
+
+
+def test_org_creation_duplicates_and_lookup(grafana):
+    org_id = new_org(grafana, "acme")
+    assert call(grafana, "POST", "/api/orgs", {"name": "acme"}) == (
+        409,
+        {"message": "Organization name taken"},
+    )
+    assert call(grafana, "GET", "/api/orgs/name/acme")[1]["id"] == org_id
+    assert call(grafana, "GET", "/api/orgs/name/nope")[0] == 404
+
+
+def test_org_header_needs_membership(grafana):
+    org_id = new_org(grafana, "acme")
+    grafana.create_user("mallory", "pw", {1: "Admin"})
+    assert call(grafana, "GET", "/api/org", login="mallory", org=org_id)[0] == 403
+    assert call(grafana, "GET", "/api/org", org=org_id)[1]["name"] == "acme"
+
+
+def test_admin_apis_need_a_server_admin(grafana):
+    grafana.create_user("orgadmin", "pw", {1: "Admin"})
+    assert call(grafana, "POST", "/api/orgs", {"name": "x"}, login="orgadmin")[0] == 403
+    assert call(grafana, "GET", "/api/users/lookup?loginOrEmail=admin", login="orgadmin")[0] == 403
+
+
+def test_new_users_land_in_the_main_org_unless_told_otherwise(grafana):
+    org_id = new_org(grafana, "acme")
+    body = {"login": "u1", "password": "password1"}
+    assert call(grafana, "POST", "/api/admin/users", body)[0] == 200
+    assert (
+        call(grafana, "POST", "/api/admin/users", {**body, "login": "u2", "orgId": org_id})[0]
+        == 200
+    )
+    assert call(grafana, "POST", "/api/admin/users", body)[0] == 412
+    u1 = grafana.state.user_by_login("u1")
+    u2 = grafana.state.user_by_login("u2")
+    assert grafana.state.orgs_of(u1.id) == {1: "Viewer"}
+    assert grafana.state.orgs_of(u2.id) == {org_id: "Viewer"}
+
+
+def test_without_auto_assign_a_new_user_gets_its_own_org(grafana_factory):
+    double = grafana_factory(auto_assign_org=False)
+    call(double, "POST", "/api/admin/users", {"login": "solo", "password": "password1"})
+    user = double.state.user_by_login("solo")
+    ((org_id, role),) = double.state.orgs_of(user.id).items()
+    assert double.state.orgs[org_id].name == "solo" and role == "Admin"
+
+
+def test_the_last_org_admin_cannot_be_removed(grafana):
+    org_id = new_org(grafana, "acme")
+    admin_id = grafana.state.user_by_login("admin").id
+    assert call(grafana, "DELETE", f"/api/orgs/{org_id}/users/{admin_id}")[0] == 400
+
+
+def test_team_creator_becomes_team_admin_and_duplicates_conflict(grafana):
+    org_id = new_org(grafana, "acme")
+    status, body = call(grafana, "POST", "/api/teams", {"name": "acme"}, org=org_id)
+    assert status == 200
+    members = call(grafana, "GET", f"/api/teams/{body['teamId']}/members", org=org_id)[1]
+    assert [(m["login"], m["permission"]) for m in members] == [("admin", 4)]
+    assert call(grafana, "POST", "/api/teams", {"name": "acme"}, org=org_id)[0] == 409
+    search = call(grafana, "GET", "/api/teams/search?name=nobody", org=org_id)
+    assert search == (200, {"totalCount": 0, "teams": [], "page": 1, "perPage": 1000})
+
+
+def test_new_folder_has_grafanas_default_grants_until_replaced(grafana):
+    org_id = new_org(grafana, "acme")
+    call(grafana, "POST", "/api/folders", {"uid": "f1", "title": "F1"}, org=org_id)
+    items = call(grafana, "GET", "/api/folders/f1/permissions", org=org_id)[1]
+    assert sorted((i["role"], i["userLogin"], i["permission"]) for i in items) == [
+        ("", "admin", 4),
+        ("Editor", "", 2),
+        ("Viewer", "", 1),
+    ]
+    assert call(grafana, "POST", "/api/folders", {"uid": "f1", "title": "x"}, org=org_id)[0] == 409
+    status, _ = call(grafana, "POST", "/api/folders/f1/permissions", {"items": []}, org=org_id)
+    assert status == 200
+    assert call(grafana, "GET", "/api/folders/f1/permissions", org=org_id)[1] == []
+
+
+def test_viewers_see_what_their_role_team_or_user_is_granted(grafana):
+    org_id = new_org(grafana, "acme")
+    viewer = grafana.create_user("viewer", "pw", {org_id: "Viewer"})
+    _, team = call(grafana, "POST", "/api/teams", {"name": "t"}, org=org_id)
+    call(grafana, "POST", "/api/folders", {"uid": "open", "title": "Open"}, org=org_id)
+    call(grafana, "POST", "/api/folders", {"uid": "team", "title": "Team"}, org=org_id)
+    call(grafana, "POST", "/api/folders/team/permissions",
+         {"items": [{"teamId": team["teamId"], "permission": 1}]}, org=org_id)  # fmt: skip
+    dashboard = {"dashboard": {"title": "D", "uid": "d"}, "folderUid": "team"}
+    call(grafana, "POST", "/api/dashboards/db", dashboard, org=org_id)
+
+    def visible():
+        return {h["uid"] for h in call(grafana, "GET", "/api/search", login="viewer")[1]}
+
+    assert visible() == {"open"}
+    assert call(grafana, "GET", "/api/dashboards/uid/d", login="viewer")[0] == 403
+    call(grafana, "POST", f"/api/teams/{team['teamId']}/members", {"userId": viewer}, org=org_id)
+    assert visible() == {"open", "team", "d"}
+    assert call(grafana, "GET", "/api/dashboards/uid/d", login="viewer")[0] == 200
+
+
+def test_dashboard_versions_and_conflicts(grafana):
+    org_id = new_org(grafana, "acme")
+    body = {"dashboard": {"title": "D", "uid": "d"}}
+    first = call(grafana, "POST", "/api/dashboards/db", body, org=org_id)[1]
+    assert first["version"] == 1 and first["status"] == "success"
+    stale = call(grafana, "POST", "/api/dashboards/db", body, org=org_id)
+    assert stale[0] == 412 and stale[1]["status"] == "version-mismatch"
+    same_title = {"dashboard": {"title": "D", "uid": "other"}}
+    assert call(grafana, "POST", "/api/dashboards/db", same_title, org=org_id)[1]["status"] == (
+        "name-exists"
+    )
+    assert (
+        call(grafana, "POST", "/api/dashboards/db", {**body, "overwrite": True}, org=org_id)[1][
+            "version"
+        ]
+        == 2
+    )
+    too_long = {"dashboard": {"title": "E", "uid": "x" * 41}}
+    assert call(grafana, "POST", "/api/dashboards/db", too_long, org=org_id) == (
+        400,
+        {"message": "uid too long, max 40 characters"},
+    )
+
+
+def test_secure_fields_are_never_returned(grafana):
+    org_id = new_org(grafana, "acme")
+    body = {
+        "name": "ds",
+        "uid": "ds",
+        "type": "influxdb",
+        "url": "http://x",
+        "access": "proxy",
+        "jsonData": {"defaultBucket": "acme"},
+        "secureJsonData": {"token": "t0ken"},
+    }
+    created = call(grafana, "POST", "/api/datasources", body, org=org_id)
+    assert created[0] == 200 and "t0ken" not in json.dumps(created[1])
+    assert call(grafana, "GET", "/api/datasources/uid/ds", org=org_id)[1]["secureJsonFields"] == {
+        "token": True
+    }
+    assert call(grafana, "POST", "/api/datasources", body, org=org_id)[0] == 409
+    update = {key: value for key, value in body.items() if key != "secureJsonData"}
+    update["url"] = "http://y"
+    call(grafana, "PUT", "/api/datasources/uid/ds", update, org=org_id)
+    assert grafana.state.datasource_by(org_id, uid="ds").secure_json_data == {"token": "t0ken"}
+    settings = call(grafana, "GET", "/api/frontend/settings", org=org_id)[1]
+    assert "t0ken" not in json.dumps(settings)
+
+
+def test_deleting_an_org_deletes_everything_in_it(grafana):
+    org_id = new_org(grafana, "acme")
+    grafana.create_user("u", "pw", {org_id: "Viewer"})
+    call(grafana, "POST", "/api/teams", {"name": "t"}, org=org_id)
+    call(grafana, "POST", "/api/folders", {"uid": "f", "title": "F"}, org=org_id)
+    body = {"name": "ds", "type": "influxdb", "url": "http://x", "access": "proxy"}
+    call(grafana, "POST", "/api/datasources", body, org=org_id)
+    assert call(grafana, "DELETE", f"/api/orgs/{org_id}")[0] == 200
+    snapshot = grafana.snapshot()
+    assert snapshot["teams"] == {} and snapshot["items"] == {} and snapshot["datasources"] == {}
+    assert grafana.state.user_by_login("u").org_id == 0
+
+
+def test_queries_run_on_influxdb_with_the_datasource_token(grafana, influxdb):
+    influxdb.create_bucket("acme")
+    influxdb.create_bucket("beta")
+    token = influxdb.create_token(("read", "acme"))
+    org_id = new_org(grafana, "acme")
+    grafana.create_user("viewer", "pw", {org_id: "Viewer"})
+    body = {"name": "ds", "uid": "ds", "type": "influxdb", "url": influxdb.url, "access": "proxy",
+            "jsonData": {"organization": influxdb.org, "defaultBucket": "acme"},
+            "secureJsonData": {"token": token}}  # fmt: skip
+    call(grafana, "POST", "/api/datasources", body, org=org_id)
+
+    def query(bucket):
+        flux = f'from(bucket: "{bucket}") |> range(start: v.timeRangeStart) |> count()'
+        payload = {"queries": [{"refId": "A", "datasource": {"uid": "ds"}, "query": flux}],
+                   "from": "now-1h", "to": "now"}  # fmt: skip
+        return call(grafana, "POST", "/api/ds/query", payload, login="viewer")
+
+    assert query("acme")[0] == 200  # any member may query (data source permissions: Enterprise)
+    status, body = query("beta")
+    assert status == 400 and body["results"]["A"]["status"] == 404
+    assert call(grafana, "GET", "/api/datasources/uid/ds/health", org=org_id)[1]["status"] == "OK"
+
+
+def test_injected_failures_change_nothing(grafana):
+    grafana.fail_next("POST", "/api/orgs", 500)
+    assert call(grafana, "POST", "/api/orgs", {"name": "acme"})[0] == 500
+    assert call(grafana, "GET", "/api/orgs/name/acme")[0] == 404
+    assert call(grafana, "POST", "/api/orgs", {"name": "acme"})[0] == 200
+
+
+def test_requests_outside_the_api_description_are_refused(grafana_contract):
+    if grafana_contract is None:
+        pytest.skip("../shared/specs/grafana-api-merged.json is not on this machine")
+    with GrafanaDouble(contract=grafana_contract) as double:
+        org_id = new_org(double, "acme")
+        status, body = call(double, "PUT", f"/api/orgs/{org_id}/users/1", {"role": "Viewer"})
+        assert status == 400 and "method not in the contract" in body["message"]
+        status, body = call(double, "GET", "/api/users/lookup")
+        assert status == 400 and "'loginOrEmail' is missing" in body["message"]
+        status, body = call(
+            double, "POST", "/api/folders/x/permissions", {"items": [{"permission": 3}]}
+        )
+        assert status == 400 and "body" in body["message"]
+        assert len(double.contract_problems) == 3
+
+
+def test_additions_to_the_description_leave_the_original_untouched(grafana_contract):
+    if grafana_contract is None:
+        pytest.skip("../shared/specs/grafana-api-merged.json is not on this machine")
+    original = {"paths": {"/teams/{team_id}/members": {"get": {}}}}
+    completed = grafana_contract_document(original)
+    assert "post" in completed["paths"]["/teams/{team_id}/members"]
+    assert original == {"paths": {"/teams/{team_id}/members": {"get": {}}}}
+
+
+def test_the_contract_is_optional(tmp_path):
+    assert load_grafana_contract(tmp_path / "absent.json") is None
