@@ -19,6 +19,7 @@ from core.engine import ParseOptions
 from core.influx_writer import InfluxWriter, WriteError
 from core.layout import ERROR_DIR, PARSED_DIR, LayoutError, locate
 from core.lifecycle import claim, move_to_error
+from core.names import is_safe_name
 from core.report import KIND_CONFIGURATION, RunReport, print_human_summary, write_json_atomically
 from core.runner import (
     EXIT_CONFIGURATION,
@@ -43,6 +44,10 @@ examples:
     tsv_parser.py --dataFolder /srv/sftpgo/data --tsvFile <path of the uploaded file>
   sweep the whole data folder, checking what was written:
     tsv_parser.py --dataFolder /srv/sftpgo/data --verify
+  sweep one company's folder (what the SFTPGo hook does after a disconnect):
+    tsv_parser.py --dataFolder /srv/sftpgo/data --company acme
+  check the settings, InfluxDB and Grafana (exit code 0 only when all is well):
+    tsv_parser.py --check
 
 exit codes:
   0  every file was ingested (or, in a dry run, could be), or there was nothing to do
@@ -67,7 +72,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--dataFolder",
         "--data-folder",
         dest="data_folder",
-        required=True,
         type=Path,
         help="the SFTP data folder: <company>/<campaign>/<device>/<file>.tsv below it",
     )
@@ -78,6 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="one file to process (must lie inside --dataFolder); without it, every "
         "pending file is swept",
+    )
+    parser.add_argument(
+        "--company",
+        metavar="NAME",
+        help="sweep only <dataFolder>/NAME (one company's files); not with --tsvFile",
     )
     parser.add_argument(
         "--dry-run",
@@ -117,6 +126,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="where the JSON run report is written (default: TSV_REPORT_DIR, else "
         "<dataFolder>/../logs/reports)",
+    )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="check the settings, InfluxDB (token, org, write) and Grafana (health, admin "
+        "login), print what is wrong, and exit: 0 only when all is well (then 2 settings, "
+        "4 refused, 3 unreachable); needs no --dataFolder",
     )
     parser.add_argument("--version", action="version", version=f"PowerView parser {__version__}")
     return parser
@@ -184,7 +200,15 @@ def reject_upload(data_folder: Path, tsv_file: Path, reason: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.check:
+        # Imported here: the check needs requests, which an ingestion run does not load.
+        from core.health import check_from_environment  # noqa: PLC0415
+
+        return check_from_environment(sys.stdout)
+    if args.data_folder is None:
+        parser.error("the following arguments are required: --dataFolder")
     try:
         settings = load_settings(require=() if args.dry_run or args.reject else ("influxdb",))
     except SettingsError as error:
@@ -197,6 +221,14 @@ def main(argv: list[str] | None = None) -> int:
     data_folder: Path = args.data_folder
     if not data_folder.is_dir():
         return fail(f"--dataFolder {data_folder} is not a folder")
+    if args.company is not None:
+        if args.tsv_file is not None:
+            return fail("--company sweeps a company's folder: not with --tsvFile")
+        if not is_safe_name(args.company):
+            return fail(f"--company {args.company!r} is not an allowed company name")
+        company_folder = data_folder / args.company
+        if company_folder.is_symlink() or not company_folder.is_dir():
+            return fail(f"--company: {company_folder} is not a folder")
     explicit = None
     if args.tsv_file is not None:
         explicit = resolve_tsv_file(data_folder, args.tsv_file)
@@ -230,6 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         meta_bucket=settings["TSV_META_BUCKET"],
         lp_out=lp_stream,
         progress=explicit is None and sys.stderr.isatty(),
+        company=args.company,
     )
     writer = None
     try:

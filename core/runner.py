@@ -70,6 +70,7 @@ class RunConfig:
     meta_bucket: str = "powerview_meta"
     lp_out: BinaryIO | None = None
     progress: bool = False
+    company: str | None = None  # a sweep of <data_folder>/<company> only
 
 
 class Runner:
@@ -125,7 +126,10 @@ class Runner:
     def _sweep_targets(self) -> list[Path]:
         now = self.clock()
         targets = []
+        company = self.config.company
         for pending in pending_files(self.config.data_folder, now):
+            if company and pending.path.relative_to(self.config.data_folder).parts[0] != company:
+                continue
             if pending.age_s < self.config.min_file_age_s:
                 self.report.files.append(
                     FileResult(
