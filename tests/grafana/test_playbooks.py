@@ -282,6 +282,14 @@ def test_add_user_to_an_existing_company(stack, companies):
     assert ok(stack.run(ADD_USER, names=names)).recap["changed"] == 0
 
 
+def test_a_given_password_is_data_too(stack, companies):
+    password = HOSTILE + "-and-long-enough"
+    names = {"company_name": "acme", "user_name": "erin", "user_password": password}
+    ok(stack.run(ADD_USER, names=names))
+    assert stack.grafana.state.user_by_login("erin").password == password
+    assert not (stack.home / ".powerview" / "grafana-passwords" / "acme_erin.txt").exists()
+
+
 def test_a_new_user_needs_an_existing_company(stack, companies):
     run = stack.run(ADD_USER, names={"company_name": "nowhere", "user_name": "nemo"})
     assert run.returncode != 0 and "run create_grafana_resources.yml" in run.output
