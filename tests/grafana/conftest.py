@@ -1,7 +1,7 @@
 """Fixtures and helpers for the Grafana automation tests.
 
-The doubles' fixtures are imported here until ``tests/conftest.py`` registers
-``tests.doubles.grafana_fixtures`` and ``tests.doubles.influxdb_fixtures`` as plugins.
+The Grafana double's fixtures are imported here until ``tests/conftest.py`` lists
+``tests.doubles.grafana_fixtures`` in ``pytest_plugins`` (the InfluxDB ones are there).
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from tests.doubles.grafana_fixtures import (  # noqa: F401
     grafana_env,
     grafana_factory,
 )
-from tests.doubles.influxdb_fixtures import influxdb, influxdb_factory  # noqa: F401
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 AUTOMATION = PROJECT_ROOT / "grafana-automation"
