@@ -2,25 +2,63 @@
 
 SFTPGo starts the hook with an environment holding only its ``SFTPGO_*`` variables (plus
 what its ``command`` section adds), no arguments, no stdin, and throws the output away. The
-tests do the same with ``env -i``, adding only the ``POWERVIEW_*`` overrides that move every
-path into a temporary tree, and read what the hook did from the files and its log.
+tests do the same: a cleared environment (what ``env -i`` gives) with the event's variables,
+``POWERVIEW_ROOT`` and ``POWERVIEW_ENV_FILE``; every other setting (paths of the temporary
+tree, InfluxDB and Grafana of the doubles) comes from that ``.env``, which the hook and the
+parser load themselves. ``id`` and ``ansible-playbook`` stand-ins (and ``rm`` for hostile
+names) come first on the hook's ``PATH`` and leave a marker if anything ever runs them.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import re
 import shutil
 import subprocess
 import sys
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import PROJECT_ROOT, SAMPLES
+from tests.doubles.grafana_fixtures import grafana, grafana_contract, grafana_factory  # noqa: F401
+from tests.doubles.influxdb import InfluxDBDouble
 
+HOOK = PROJECT_ROOT / "on-upload.sh"
 PARSER = PROJECT_ROOT / "tsv_parser.py"
+VENV = Path(sys.executable).parent.parent
 COMPANY1 = "company1/campaign1/02001084/T302_251012_031720.tsv"
 BAVELLA = "dominique/bavella/02000800/T302_260105_162016.tsv"
 V003 = "dominique/v003/02000800/T302_260208_211459_UTC.tsv"
+ACME = "acme/base/02001283/T302_251025_031739.tsv"
+TEN_FILES = [
+    "acme/base/02001283/T202_251022_121951.tsv",
+    "acme/base/02001283/T302_251025_031739.tsv",
+    "acme/base/02001283/T302_251026_031500.tsv",
+    "acme/base/02001283/T302_251027_031520.tsv",
+    "acme/base/02001283/T302_251101_032048.tsv",
+    "acme/mono-v003/02001311/T302_260122_162658_UTC.tsv",
+    COMPANY1,
+    BAVELLA,
+    "dominique/v003/02000800/T302_260128_171459_UTC.tsv",
+    V003,
+]
+HOSTILE_NAMES = [
+    "{{ lookup('pipe','id') }}",
+    "a;rm -rf x",
+    "$(id)",
+    "with space",
+    "new\nline",
+    "-rf",
+    ".hidden",
+]
+STANDINS = ("id", "ansible-playbook")
+LOG_FIELD = re.compile(r"""(\w+)=("(?:[^"\\]|\\.)*"|\$'(?:[^'\\]|\\.)*'|\S+)""")
 
 
 def copy_samples(target: Path, *relatives: str) -> Path:
@@ -28,6 +66,581 @@ def copy_samples(target: Path, *relatives: str) -> Path:
         (target / relative).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(SAMPLES / relative, target / relative)
     return target
+
+
+@dataclass
+class Stack:
+    """A temporary installation: data folder, logs, .env, stand-ins, and the doubles."""
+
+    home: Path
+    data: Path
+    logs: Path
+    bin: Path
+    env_file: Path
+    influxdb: InfluxDBDouble
+
+    @property
+    def marker(self) -> Path:
+        return self.home / "STANDIN_RAN"
+
+    @property
+    def uploads_log(self) -> Path:
+        return self.logs / "uploads.log"
+
+    def settings(self, **values: str) -> None:
+        """Add lines to the .env file (later lines do not override earlier ones: the hook
+        keeps the first, python-dotenv the last, so each key is written once)."""
+        with self.env_file.open("a", encoding="utf-8") as stream:
+            for key, value in values.items():
+                stream.write(f"{key}={value}\n")
+
+    def hook(self, extra_env: dict[str, str] | None = None, **sftpgo: str):
+        """One hook run as SFTPGo starts it: cleared environment, no stdin, no arguments."""
+        env = {"POWERVIEW_ROOT": str(PROJECT_ROOT), "POWERVIEW_ENV_FILE": str(self.env_file)}
+        env.update({f"SFTPGO_{key.upper()}": value for key, value in sftpgo.items()})
+        env.update(extra_env or {})
+        return subprocess.run(
+            [str(HOOK)],
+            env=env,
+            cwd=self.home,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    def upload(self, path: Path, status: str = "1", **more: str):
+        return self.hook(
+            action="upload",
+            action_path=str(path),
+            action_status=status,
+            action_username=more.pop("username", "acme"),
+            action_fs_provider="0",
+            action_file_size=str(path.stat().st_size if path.exists() else 0),
+            **more,
+        )
+
+    def mkdir(self, path: Path, **extra: str):
+        return self.hook(
+            extra_env=extra or None,
+            action="mkdir",
+            action_path=str(path),
+            action_status="1",
+            action_username="acme",
+            action_fs_provider="0",
+            action_file_size="0",
+        )
+
+    def log(self) -> list[dict[str, str]]:
+        if not self.uploads_log.exists():
+            return []
+        return [
+            dict(LOG_FIELD.findall(line))
+            for line in self.uploads_log.read_text(encoding="utf-8").splitlines()
+        ]
+
+    def wait_for(self, event: str, count: int = 1, timeout_s: float = 90) -> list[dict]:
+        """The log lines of ``event`` once ``count`` of them are there (detached jobs)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            found = [line for line in self.log() if line.get("event") == event]
+            if len(found) >= count:
+                return found
+            time.sleep(0.1)
+        raise AssertionError(f"no {event} line in time:\n{self.uploads_log.read_text()}")
+
+    def tree(self) -> list[str]:
+        """Every file and folder of the temporary tree but the logs."""
+        return sorted(
+            str(path.relative_to(self.home))
+            for path in self.home.rglob("*")
+            if self.logs not in path.parents and path != self.logs
+        )
+
+
+def standin(path: Path, marker: Path, record: Path | None = None) -> None:
+    """A stand-in executable: writes a marker (and its argv and vars file when recording)."""
+    lines = ["#!/bin/sh", f'echo "$0 $*" >> "{marker}"']
+    if record is not None:
+        lines += [
+            f'printf "%s\\n" "$@" > "{record}.argv"',
+            'for arg in "$@"; do case $arg in @*) cat "${arg#@}" > "'
+            + f'{record}.json";; esac; done',
+        ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    path.chmod(0o755)
+
+
+@pytest.fixture
+def stack(tmp_path: Path, influxdb: InfluxDBDouble) -> Stack:
+    home = tmp_path
+    data, logs, bin_dir = home / "data", home / "logs", home / "bin"
+    for folder in (data, logs, bin_dir):
+        folder.mkdir()
+    env_file = home / "powerview.env"
+    built = Stack(home, data, logs, bin_dir, env_file, influxdb)
+    for name in STANDINS:
+        standin(bin_dir / name, built.marker)
+    env_file.write_text(
+        "# written by the test: the hook reads the POWERVIEW_* lines, the parser the rest\n"
+        f'POWERVIEW_DATA_DIR="{data}"\n'
+        f"export POWERVIEW_HOOK_LOG={logs / 'uploads.log'}  # a comment\n"
+        f"POWERVIEW_VENV='{VENV}'\n"
+        f"POWERVIEW_HOOK_PATH={bin_dir}:/usr/bin:/bin\n"
+        f"POWERVIEW_ANSIBLE_PLAYBOOK={bin_dir / 'ansible-playbook'}\n"
+        f"INFLUXDB_HOST={influxdb.url}\n"
+        f"INFLUXDB_ORG={influxdb.org}\n"
+        f"INFLUXDB_ADMIN_TOKEN={influxdb.admin_token}\n"
+        "INFLUXDB_MAX_RETRIES=1\n"
+        "INFLUXDB_RETRY_INTERVAL_MS=50\n"
+        "INFLUXDB_TIMEOUT_S=5\n"
+        f"TSV_REPORT_DIR={logs / 'reports'}\n",
+        encoding="utf-8",
+    )
+    return built
+
+
+def only_line(stack: Stack) -> dict[str, str]:
+    lines = stack.log()
+    assert len(lines) == 1, stack.uploads_log.read_text()
+    return lines[0]
+
+
+def ingest_records(influxdb: InfluxDBDouble, bucket: str) -> Counter:
+    """Files named by the parser's per-file ingestion records: one per ingestion."""
+    return Counter(
+        point.value
+        for point in influxdb.points(bucket)
+        if point.measurement == "powerview_ingest" and point.field == "file"
+    )
+
+
+# -- upload --------------------------------------------------------------------------------
+
+
+def test_an_upload_is_ingested_and_moved_to_parsed(stack):
+    copy_samples(stack.data, COMPANY1)
+    started = time.monotonic()
+    result = stack.upload(stack.data / COMPANY1, username="company1")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == result.stderr == ""  # SFTPGo would throw it away: all goes to logs
+    assert not (stack.data / COMPANY1).exists()
+    assert (stack.data / COMPANY1).parent.joinpath("parsed", Path(COMPANY1).name).exists()
+    electrical = {p for p in stack.influxdb.points("company1") if p.measurement == "electrical"}
+    assert len(electrical) > 100
+    assert ingest_records(stack.influxdb, "company1") == {Path(COMPANY1).name: 1}
+    line = only_line(stack)
+    assert line["event"] == "upload" and line["user"] == "company1"
+    assert line["path"] == COMPANY1 and line["outcome"] == "ingested"
+    assert 0 < int(line["duration_ms"]) <= (time.monotonic() - started) * 1000 + 50
+    assert "1 ok" in line["detail"]
+    assert "PowerView run" in (stack.logs / "hook-output.log").read_text()
+    assert list((stack.logs / "reports").glob("tsv_parser_*.json"))
+
+
+def test_a_failed_upload_is_set_aside_unread(stack):
+    copy_samples(stack.data, ACME)
+    result = stack.upload(stack.data / ACME, status="2")
+    assert result.returncode == 0
+    device = (stack.data / ACME).parent
+    assert not (stack.data / ACME).exists()
+    assert (device / "error" / Path(ACME).name).exists()
+    reason = json.loads((device / "error" / f"{Path(ACME).name}.error.json").read_text())
+    assert reason["reason"] == "upload failed: SFTPGo status 2"
+    assert "acme" not in stack.influxdb.bucket_names()
+    assert only_line(stack)["outcome"] == "set-aside"
+
+
+def test_a_failed_upload_that_left_no_file_is_only_logged(stack):
+    result = stack.upload(stack.data / ACME, status="3")
+    assert result.returncode == 0
+    line = only_line(stack)
+    assert line["outcome"] == "ignored" and "status 3" in line["detail"]
+
+
+def test_a_file_that_is_not_tsv_is_ignored(stack):
+    path = stack.data / "acme/base/02001283/notes.txt"
+    path.parent.mkdir(parents=True)
+    path.write_text("hello")
+    assert stack.upload(path).returncode == 0
+    assert path.exists() and not (path.parent / "parsed").exists()
+    assert only_line(stack)["outcome"] == "ignored"
+    assert stack.influxdb.writes == []
+
+
+def test_bad_content_goes_to_error_and_the_hook_still_succeeds(stack):
+    empty = "acme/base/02001283/T302_260109_120045.tsv"
+    copy_samples(stack.data, empty)
+    assert stack.upload(stack.data / empty).returncode == 0
+    assert (stack.data / empty).parent.joinpath("error", Path(empty).name).exists()
+    assert only_line(stack)["outcome"] == "set-aside"
+
+
+def test_influxdb_down_leaves_the_file_for_the_sweep(stack):
+    copy_samples(stack.data, ACME)
+    stack.influxdb.stop()
+    assert stack.upload(stack.data / ACME).returncode == 0
+    assert (stack.data / ACME).exists()
+    line = only_line(stack)
+    assert line["outcome"] == "deferred" and "left for the sweep" in line["detail"]
+
+
+def test_a_parser_slower_than_the_hook_timeout_is_stopped_and_the_file_stays(stack):
+    copy_samples(stack.data, ACME)
+    venv = stack.home / "slow-venv"
+    (venv / "bin").mkdir(parents=True)
+    python = venv / "bin" / "python"
+    python.write_text(  # names are checked by the real Python; the parser run hangs
+        f'#!/bin/sh\ncase "$2" in core.names) exec "{VENV}/bin/python" "$@";; esac\n'
+        "exec sleep 30\n",
+        encoding="utf-8",
+    )
+    python.chmod(0o755)
+    stack.settings(POWERVIEW_HOOK_TIMEOUT_S="1")
+    started = time.monotonic()
+    result = stack.hook(
+        extra_env={"POWERVIEW_VENV": str(venv)},
+        action="upload",
+        action_path=str(stack.data / ACME),
+        action_status="1",
+    )
+    assert result.returncode == 0
+    assert time.monotonic() - started < 10
+    line = only_line(stack)
+    assert line["outcome"] == "deferred" and "after 1 s" in line["detail"]
+    assert (stack.data / ACME).exists()
+
+
+def test_twenty_concurrent_events_for_ten_files_ingest_each_file_once(stack):
+    copy_samples(stack.data, *TEN_FILES)
+    events = [stack.data / relative for relative in TEN_FILES] * 2
+    with ThreadPoolExecutor(max_workers=len(events)) as pool:
+        results = list(pool.map(stack.upload, events))
+    assert [result.returncode for result in results] == [0] * 20
+    for relative in TEN_FILES:
+        path = stack.data / relative
+        assert not path.exists()
+        assert (path.parent / "parsed" / path.name).exists()
+    expected: dict[str, Counter] = {}
+    for relative in TEN_FILES:
+        expected.setdefault(relative.split("/")[0], Counter())[Path(relative).name] += 1
+    for bucket, files in expected.items():
+        assert ingest_records(stack.influxdb, bucket) == files  # once each, never twice
+    outcomes = Counter(line["outcome"] for line in stack.log())
+    assert outcomes["ingested"] == 10 and outcomes["skipped"] == 10, outcomes
+    assert not stack.marker.exists()
+
+
+# -- rename --------------------------------------------------------------------------------
+
+
+def test_a_rename_to_tsv_ingests_the_target(stack):
+    copy_samples(stack.data, ACME)
+    target = stack.data / ACME
+    source = target.with_suffix(".tsv.filepart")
+    result = stack.hook(
+        action="rename",
+        action_path=str(source),
+        action_target=str(target),
+        action_status="1",
+        action_username="acme",
+    )
+    assert result.returncode == 0
+    assert (target.parent / "parsed" / target.name).exists()
+    line = only_line(stack)
+    assert line["event"] == "rename" and line["outcome"] == "ingested"
+
+
+def test_a_rename_to_another_name_is_ignored(stack):
+    copy_samples(stack.data, ACME)
+    target = (stack.data / ACME).with_suffix(".bak")
+    (stack.data / ACME).rename(target)
+    result = stack.hook(
+        action="rename",
+        action_path=str(stack.data / ACME),
+        action_target=str(target),
+        action_status="1",
+    )
+    assert result.returncode == 0 and target.exists()
+    assert only_line(stack)["outcome"] == "ignored"
+
+
+# -- mkdir and the Grafana playbook --------------------------------------------------------
+
+
+def recorder(stack: Stack) -> Path:
+    """Replace the ansible-playbook stand-in by one that records its argv and vars file."""
+    record = stack.home / "playbook-call"
+    standin(stack.bin / "ansible-playbook", stack.home / "PLAYBOOK_RAN", record)
+    return record
+
+
+@pytest.mark.parametrize(
+    ("relative", "names"),
+    [
+        ("acme", {"company_name": "acme"}),
+        ("acme/site-1", {"company_name": "acme", "campaign_name": "site-1"}),
+    ],
+)
+def test_mkdir_of_a_company_or_campaign_runs_the_playbook_with_the_names(stack, relative, names):
+    record = recorder(stack)
+    (stack.data / relative).mkdir(parents=True)
+    started = time.monotonic()
+    result = stack.mkdir(stack.data / relative)
+    assert result.returncode == 0
+    assert time.monotonic() - started < 10  # the playbook runs detached
+    assert stack.log()[0]["outcome"] == "started"
+    done = stack.wait_for("job:playbook")[0]
+    assert done["outcome"] == "completed", done
+    argv = (record.parent / f"{record.name}.argv").read_text().splitlines()
+    playbook = PROJECT_ROOT / "grafana-automation/playbooks/create_grafana_resources.yml"
+    assert argv[0] == str(playbook)
+    assert argv[1] == "--extra-vars" and argv[2].startswith("@") and len(argv) == 3
+    assert json.loads((record.parent / f"{record.name}.json").read_text()) == names
+    assert not Path(argv[2][1:]).exists()  # the vars file is gone with its folder
+
+
+def test_mkdir_of_a_device_folder_runs_nothing(stack):
+    recorder(stack)
+    (stack.data / "acme/site-1/02001283").mkdir(parents=True)
+    assert stack.mkdir(stack.data / "acme/site-1/02001283").returncode == 0
+    line = only_line(stack)
+    assert line["outcome"] == "ignored" and "device folder" in line["detail"]
+    time.sleep(0.3)
+    assert not (stack.home / "PLAYBOOK_RAN").exists()
+
+
+def test_a_renamed_folder_counts_as_created(stack):
+    record = recorder(stack)
+    (stack.data / "acme/site-2").mkdir(parents=True)
+    result = stack.hook(
+        action="rename",
+        action_path=str(stack.data / "acme/New folder"),
+        action_target=str(stack.data / "acme/site-2"),
+        action_status="1",
+    )
+    assert result.returncode == 0
+    assert stack.wait_for("job:playbook")[0]["outcome"] == "completed"
+    assert json.loads((record.parent / f"{record.name}.json").read_text()) == {
+        "company_name": "acme",
+        "campaign_name": "site-2",
+    }
+
+
+def test_mkdir_of_a_campaign_creates_the_company_in_grafana(stack, grafana):  # noqa: F811
+    """The real ansible-playbook against the Grafana and InfluxDB doubles."""
+    stack.settings(
+        GRAFANA_URL=grafana.url,
+        GRAFANA_USERNAME=grafana.admin_login,
+        GRAFANA_PASSWORD=grafana.admin_password,
+        POWERVIEW_GRAFANA_INFLUXDB_URL="http://influxdb:8086",
+    )
+    (stack.data / "acme/site-1").mkdir(parents=True)
+    result = stack.mkdir(
+        stack.data / "acme/site-1",
+        POWERVIEW_ANSIBLE_PLAYBOOK=str(VENV / "bin" / "ansible-playbook"),
+    )
+    assert result.returncode == 0
+    done = stack.wait_for("job:playbook", timeout_s=120)[0]
+    output = (stack.logs / "hook-output.log").read_text()
+    assert done["outcome"] == "completed", output
+    assert "failed=0" in done["detail"]
+    org = grafana.state.org_by_name("acme")
+    assert org is not None
+    assert grafana.state.item_by_uid(org.id, "powerview_acme_site-1") is not None
+    datasource = grafana.state.datasource_by(org.id, uid="influxdb_acme")
+    assert datasource.url == "http://influxdb:8086"
+    assert "acme" in stack.influxdb.bucket_names()  # the data source's read token
+    assert not stack.marker.exists()
+    for secret in (grafana.admin_password, stack.influxdb.admin_token):
+        assert secret not in output and secret not in stack.uploads_log.read_text()
+
+
+# -- what is refused -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", HOSTILE_NAMES)
+def test_hostile_names_run_nothing_and_create_nothing(stack, name):
+    for relative in (f"{name}/site/02001283", f"acme/{name}/02001283", f"acme/site/{name}"):
+        folder = stack.data / relative
+        folder.mkdir(parents=True)
+        shutil.copy(SAMPLES / ACME, folder / "T302.tsv")
+    (stack.home / "x").mkdir()
+    standin(stack.bin / "rm", stack.marker)  # the hook itself never needs rm on this path
+    before = stack.tree()
+    events = [(stack.upload, stack.data / f"{name}/site/02001283/T302.tsv")]
+    events += [(stack.upload, stack.data / f"acme/{name}/02001283/T302.tsv")]
+    events += [(stack.upload, stack.data / f"acme/site/{name}/T302.tsv")]
+    events += [(stack.mkdir, stack.data / name), (stack.mkdir, stack.data / "acme" / name)]
+    for send, path in events:
+        assert send(path).returncode == 0
+    lines = stack.log()
+    assert len(lines) == len(events)  # one line each: a newline in a name forges nothing
+    assert [line["outcome"] for line in lines] == ["refused"] * len(events), lines
+    time.sleep(0.3)  # a detached job, had one started, would have run by now
+    assert not stack.marker.exists()
+    assert stack.tree() == before
+    assert stack.influxdb.writes == [] and stack.influxdb.bucket_names() == set()
+    result = stack.hook(
+        connection_username=name,
+        connection_ip="192.0.2.1",
+        connection_protocol="SFTP",
+        connection_duration="1200",
+    )
+    assert result.returncode == 0
+    assert stack.log()[-1]["outcome"] == "refused"
+
+
+def test_dot_dot_in_a_path_is_refused(stack):
+    copy_samples(stack.data, ACME)
+    outside = stack.home / "outside/site/02001283"
+    outside.mkdir(parents=True)
+    shutil.copy(SAMPLES / ACME, outside / "T302.tsv")
+    escaping = stack.data / "acme/../../outside/site/02001283/T302.tsv"
+    staying = stack.data / "acme/base/../base/02001283" / Path(ACME).name  # harmless, yet odd
+    assert stack.upload(escaping).returncode == 0
+    assert stack.upload(staying).returncode == 0
+    assert [line["outcome"] for line in stack.log()] == ["refused", "refused"]
+    assert (outside / "T302.tsv").exists() and (stack.data / ACME).exists()
+    assert stack.influxdb.writes == []
+
+
+def test_a_symlink_leading_out_of_the_data_folder_is_refused(stack):
+    outside = stack.home / "outside"
+    outside.mkdir()
+    shutil.copy(SAMPLES / ACME, outside / "T302.tsv")
+    device = stack.data / "acme/base/02001283"
+    device.mkdir(parents=True)
+    (device / "link.tsv").symlink_to(outside / "T302.tsv")
+    (stack.data / "acme/escape").symlink_to(outside, target_is_directory=True)
+    assert stack.upload(device / "link.tsv").returncode == 0
+    assert stack.mkdir(stack.data / "acme/escape").returncode == 0
+    lines = stack.log()
+    assert [line["outcome"] for line in lines] == ["refused", "refused"]
+    assert "outside the data folder" in lines[0]["detail"]
+    assert sorted(p.name for p in outside.iterdir()) == ["T302.tsv"]
+    assert not (device / "error").exists() and not (device / "parsed").exists()
+    time.sleep(0.3)
+    assert not stack.marker.exists()
+
+
+def test_a_symlink_inside_the_data_folder_is_refused_too(stack):
+    copy_samples(stack.data, ACME)
+    (stack.data / "acme/alias").symlink_to(stack.data / "acme/base")
+    path = stack.data / "acme/alias/02001283" / Path(ACME).name
+    assert stack.upload(path).returncode == 0
+    assert only_line(stack)["outcome"] == "refused"
+    assert (stack.data / ACME).exists()
+
+
+def test_other_backends_are_ignored(stack):
+    copy_samples(stack.data, ACME)
+    result = stack.hook(
+        action="upload",
+        action_path=str(stack.data / ACME),
+        action_status="1",
+        action_fs_provider="1",
+    )
+    assert result.returncode == 0
+    assert (stack.data / ACME).exists()
+    assert only_line(stack)["outcome"] == "ignored"
+
+
+# -- post-disconnect -----------------------------------------------------------------------
+
+
+def disconnect(stack: Stack, username: str):
+    return stack.hook(
+        connection_ip="192.0.2.1",
+        connection_username=username,
+        connection_protocol="SFTP",
+        connection_duration="4200",
+    )
+
+
+def test_post_disconnect_sweeps_the_users_company_and_skips_young_files(stack):
+    copy_samples(stack.data, *TEN_FILES[:3], BAVELLA)
+    old = time.time() - 3600
+    for relative in (*TEN_FILES[:2], BAVELLA):
+        os.utime(stack.data / relative, (old, old))
+    young = stack.data / TEN_FILES[2]
+    result = disconnect(stack, "acme")
+    assert result.returncode == 0
+    assert stack.log()[0]["event"] == "post-disconnect"
+    assert stack.log()[0]["outcome"] == "started"
+    done = stack.wait_for("job:sweep")[0]
+    assert done["outcome"] == "completed", done
+    for relative in TEN_FILES[:2]:
+        path = stack.data / relative
+        assert (path.parent / "parsed" / path.name).exists()
+    assert young.exists()  # may still be uploading
+    assert (stack.data / BAVELLA).exists()  # another company's file
+    assert "dominique" not in stack.influxdb.bucket_names()
+
+
+def test_post_disconnect_of_a_user_without_a_company_folder_does_nothing(stack):
+    assert disconnect(stack, "nobody").returncode == 0
+    assert disconnect(stack, "").returncode == 0
+    assert [line["outcome"] for line in stack.log()] == ["ignored", "ignored"]
+
+
+def test_a_variable_pretending_to_be_an_action_is_not_trusted(stack):
+    """The post-disconnect case is told by what SFTPGo sets, not by a configured variable."""
+    copy_samples(stack.data, ACME)
+    result = stack.hook(
+        extra_env={"SFTPGO_ACTION": "upload", "SFTPGO_ACTION_PATH": str(stack.data / ACME)},
+        connection_username="acme",
+        connection_duration="10",
+    )
+    # SFTPGO_ACTION set means an fs action: upload without a status is left for the sweep
+    assert result.returncode == 0
+    assert only_line(stack)["outcome"] == "ignored"
+    assert (stack.data / ACME).exists()
+
+
+# -- everything else -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("action", ["download", "delete", "pre-upload", "ssh_cmd", "no-such"])
+def test_other_actions_are_logged_and_succeed(stack, action):
+    copy_samples(stack.data, ACME)
+    result = stack.hook(action=action, action_path=str(stack.data / ACME), action_status="1")
+    assert result.returncode == 0
+    line = only_line(stack)
+    assert line["event"] == action and line["outcome"] == "ignored"
+    assert (stack.data / ACME).exists()
+
+
+def test_run_without_an_event_says_so(stack):
+    result = stack.hook()
+    assert result.returncode == 2
+    assert "SFTPGO_" in result.stderr
+    assert only_line(stack)["outcome"] == "ignored"
+
+
+def test_a_broken_installation_fails_with_a_clear_line(stack):
+    copy_samples(stack.data, ACME)
+    result = stack.hook(
+        extra_env={"POWERVIEW_VENV": str(stack.home / "no-venv")},
+        action="upload",
+        action_path=str(stack.data / ACME),
+        action_status="1",
+    )
+    assert result.returncode == 1
+    line = only_line(stack)
+    assert line["outcome"] == "failed" and "no-venv" in line["detail"]
+
+
+def test_the_default_paths_are_the_documented_ones():
+    text = HOOK.read_text()
+    for default in (
+        "/srv/powerview",
+        "/srv/sftpgo/data",
+        "/srv/sftpgo/logs/uploads.log",
+        "$POWERVIEW_ROOT/envs/powerview",
+    ):
+        assert default in text
 
 
 # -- the parser's one-company sweep, which the post-disconnect event relies on ------------
