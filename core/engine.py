@@ -46,8 +46,9 @@ _DECIMAL_RE = re.compile(rb"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)
 _NOT_FINITE_RE = re.compile(rb"[+-]?(?:nan|inf|infinity)", re.IGNORECASE)
 
 # Logger readings are quantized and repeat a lot, and a dictionary lookup costs far less
-# than float() (about 200 ns here): each channel keeps a bounded cache of conversions.
-_FLOAT_CACHE_SIZE = 20_000
+# than float() (about 200 ns here): each channel keeps a cache of conversions, the channels
+# sharing a bound of about 120,000 entries (some 10 MB).
+_FLOAT_CACHE_ENTRIES = 120_000
 _CACHE_PROBE_SLICES = 64
 
 
@@ -176,6 +177,7 @@ class MV2File:
         self._width = len(self.channels) + 1
         self._rows_per_slice = max(1, options.batch_points // len(self.channels))
         self._floats = [_FloatCache() for _ in self.channels]
+        self._cache_limit = _FLOAT_CACHE_ENTRIES // len(self.channels)
         self._direct = [False] * len(self.channels)
         self._slices = 0
         for block, first_line in self._data_blocks(self._stream, self.header):
@@ -324,7 +326,7 @@ class MV2File:
             if (len(cache) - before) * 2 > len(column):
                 self._direct[index] = True
                 cache.clear()
-            elif len(cache) > _FLOAT_CACHE_SIZE:
+            elif len(cache) > self._cache_limit:
                 cache.clear()
         return numbers
 

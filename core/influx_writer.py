@@ -3,8 +3,8 @@
 Batches go through ``influxdb-client``'s write service as raw line-protocol bytes, compressed
 here with gzip level 1 (the client's own gzip uses level 9, which compresses five times more
 slowly for a few percent of size; line protocol shrinks about 30 times either way) and sent
-with seconds precision. A sender thread compresses and sends while the engine parses the
-next batch; the queue between them holds two batches, so memory stays bounded.
+with seconds precision. A sender process compresses and sends while the engine parses the
+next batch; at most four batches are in flight, so memory stays bounded.
 
 Temporary failures (unreachable server, timeouts, 429, 5xx) are retried by the client's
 ``WritesRetry`` (exponential backoff, ``Retry-After`` honoured up to the longest backoff).
@@ -14,11 +14,13 @@ When retries are exhausted, or on any other failure, the file's writing stops wi
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import logging
-import queue
-import threading
+import multiprocessing
 from datetime import datetime, timedelta
+from multiprocessing.connection import Connection
+from multiprocessing.shared_memory import SharedMemory
 from types import TracebackType
 from typing import Any
 
@@ -41,7 +43,6 @@ from core.settings import Settings
 log = logging.getLogger("powerview.influx")
 
 DATA = "data"
-_QUEUE_DEPTH = 2
 _GZIP_LEVEL = 1
 
 
@@ -123,10 +124,15 @@ class InfluxWriter:
             retries=False,
         )
         self._service = WriteService(self.client.api_client)
+        self._settings = settings
+        self._sender: BatchSender | None = None
         self._org_id: str | None = None
         self._buckets: dict[str, str] = {}
 
     def close(self) -> None:
+        if self._sender is not None:
+            self._sender.close()
+            self._sender = None
         self.client.close()
         self._admin.close()
 
@@ -165,7 +171,7 @@ class InfluxWriter:
         return bucket_id
 
     # -- writing ------------------------------------------------------------------------
-    def write_now(self, bucket: str, body: bytes, precision: str = "s") -> None:
+    def write_now(self, bucket: str, body: bytes | memoryview, precision: str = "s") -> None:
         """Send one batch and wait for the answer (retries included)."""
         compressed = gzip.compress(body, compresslevel=_GZIP_LEVEL, mtime=0)
         try:
@@ -182,7 +188,9 @@ class InfluxWriter:
 
     def file_writer(self, bucket: str) -> FileWriter:
         """A writer for one file's batches into ``bucket`` (which must exist)."""
-        return FileWriter(self, bucket)
+        if self._sender is None:
+            self._sender = BatchSender(self._settings)
+        return FileWriter(self._sender, bucket)
 
     def query_count(self, flux: str) -> int:
         """The single number a counting Flux query returns (0 when no table comes back)."""
@@ -194,48 +202,145 @@ class InfluxWriter:
 
 
 class FileWriter:
-    """Sends one file's batches from a background thread, in order.
+    """One file's batches, sent in order by the writer's sender process.
 
-    ``submit`` blocks while two batches are waiting, and raises as soon as a previous batch
-    failed (the caller stops reading the file); ``finish`` waits for the last batch.
+    ``submit`` raises as soon as an earlier batch of the file failed (the caller stops
+    reading the file); ``finish`` waits for the file's last batch and raises its failure.
     """
 
-    def __init__(self, writer: InfluxWriter, bucket: str) -> None:
-        self._writer = writer
-        self._bucket = bucket
-        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=_QUEUE_DEPTH)
-        self._error: WriteError | None = None
+    def __init__(self, sender: BatchSender, bucket: str) -> None:
+        self._sender = sender
+        self.bucket = bucket
+        self.error: WriteError | None = None
         self.points_written = 0
-        self._thread = threading.Thread(target=self._send_all, name="influx-sender", daemon=True)
-        self._thread.start()
-
-    def _send_all(self) -> None:
-        while (body := self._queue.get()) is not None:
-            if self._error is None:
-                try:
-                    self._writer.write_now(self._bucket, body)
-                    self.points_written += body.count(b"\n")
-                except WriteError as error:
-                    self._error = error
-                except Exception as error:  # reported to the reading thread
-                    self._error = WriteError(f"unexpected failure while writing: {error!r}", DATA)
 
     def submit(self, body: bytes) -> None:
-        if self._error is not None:
-            self.finish()
-        self._queue.put(body)
+        if self.error is not None:
+            raise self.error
+        self._sender.send(self, body)
 
     def finish(self) -> None:
-        """Wait until every submitted batch is written; raise the first failure."""
-        if self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join()
-        if self._error is not None:
-            raise self._error
+        self._sender.drain()
+        if self.error is not None:
+            raise self.error
 
     def abandon(self) -> None:
-        """Stop after the batch in flight (the file failed for another reason)."""
-        if self._thread.is_alive():
-            self._error = self._error or WriteError("abandoned", DATA)
-            self._queue.put(None)
-            self._thread.join()
+        """Wait for the batches already handed over (the file failed for another reason)."""
+        self._sender.drain()
+
+
+class BatchSender:
+    """Compresses and sends batches from a child process, on the machine's other core.
+
+    In one process, a sender thread loses most of its time waiting for the GIL, which the
+    parsing thread holds: gzip and HTTP and parsing took turns instead of overlapping (about
+    0.9 M values/s end to end, against 1.6 M here). The child has its own client, with the
+    same settings and retries. Batches travel through shared memory (a few slots of 8 MB;
+    a larger batch goes through the pipe), and each batch is acknowledged in order, so the
+    parent knows which file a failure belongs to and how many points each file wrote.
+    """
+
+    SLOTS = 4
+    SLOT_BYTES = 8 << 20
+
+    def __init__(self, settings: Settings) -> None:
+        context = multiprocessing.get_context("fork")
+        try:
+            self._memory: SharedMemory | None = SharedMemory(
+                create=True, size=self.SLOTS * self.SLOT_BYTES
+            )
+        except OSError:  # no /dev/shm: batches go through the pipe
+            self._memory = None
+        self._conn, child_end = context.Pipe()
+        # Forked, the child inherits the mapping of the shared memory itself.
+        self._process = context.Process(
+            target=_sender_main,
+            args=(child_end, self._memory, settings),
+            name="powerview-sender",
+            daemon=True,
+        )
+        self._process.start()
+        child_end.close()
+        self._free = list(range(self.SLOTS))
+        self._in_flight: dict[int, tuple[FileWriter, int]] = {}
+        self._broken: WriteError | None = None
+
+    def send(self, file: FileWriter, body: bytes) -> None:
+        if self._broken is not None:
+            raise self._broken
+        while not self._free:
+            self._collect()
+        slot = self._free.pop()
+        inline: bytes | None = body
+        if self._memory is not None and len(body) <= self.SLOT_BYTES:
+            offset = slot * self.SLOT_BYTES
+            self._memory.buf[offset : offset + len(body)] = body
+            inline = None
+        self._in_flight[slot] = (file, body.count(b"\n"))
+        try:
+            self._conn.send((slot, len(body), file.bucket, inline))
+        except OSError as error:
+            self._fail(f"the sender process is gone ({error})")
+            raise self._broken from error  # type: ignore[misc]
+
+    def drain(self) -> None:
+        while self._in_flight:
+            self._collect()
+
+    def _collect(self) -> None:
+        try:
+            slot, kind, message = self._conn.recv()
+        except (EOFError, OSError) as error:
+            self._fail(f"the sender process ended unexpectedly ({error!r})")
+            return
+        file, points = self._in_flight.pop(slot)
+        self._free.append(slot)
+        if kind is None:
+            file.points_written += points
+        elif file.error is None:
+            file.error = WriteError(message, kind)
+
+    def _fail(self, message: str) -> None:
+        self._broken = WriteError(message, TEMPORARY)
+        for file, _ in self._in_flight.values():
+            file.error = file.error or self._broken
+        self._in_flight.clear()
+        self._free = list(range(self.SLOTS))
+
+    def close(self) -> None:
+        if self._broken is None:
+            with contextlib.suppress(OSError):
+                self._conn.send(None)
+        self._process.join(timeout=30)
+        if self._process.is_alive():
+            self._process.terminate()
+            self._process.join()
+        self._conn.close()
+        if self._memory is not None:
+            self._memory.close()
+            self._memory.unlink()
+
+
+def _sender_main(conn: Connection, memory: SharedMemory | None, settings: Settings) -> None:
+    """The sender process: one message in, one write, one acknowledgement out, in order."""
+    writer = InfluxWriter(settings)
+    try:
+        while (message := conn.recv()) is not None:
+            slot, length, bucket, inline = message
+            if inline is None:
+                offset = slot * BatchSender.SLOT_BYTES
+                body: bytes | memoryview = memory.buf[offset : offset + length]  # type: ignore[union-attr]
+            else:
+                body = inline
+            try:
+                writer.write_now(bucket, body)
+                conn.send((slot, None, None))
+            except WriteError as error:
+                conn.send((slot, error.kind, str(error)))
+            finally:
+                if isinstance(body, memoryview):
+                    body.release()
+    except (EOFError, KeyboardInterrupt):
+        pass
+    finally:
+        writer.close()

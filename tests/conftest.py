@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.doubles.influxdb_fixtures"]
+pytest_plugins = ["tests.doubles.influxdb_fixtures", "tests.doubles.grafana_fixtures"]
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = PROJECT_ROOT / "examples" / "data"
