@@ -1,7 +1,7 @@
 """Fixtures and helpers for the Grafana automation tests.
 
-The Grafana double's fixtures are imported here until ``tests/conftest.py`` lists
-``tests.doubles.grafana_fixtures`` in ``pytest_plugins`` (the InfluxDB ones are there).
+The Grafana double's fixtures come from ``tests.doubles.grafana_fixtures``, registered in
+``tests/conftest.py``.
 """
 
 from __future__ import annotations
@@ -17,13 +17,6 @@ from urllib.error import HTTPError
 from urllib.request import Request, urlopen
 
 import ansible.module_utils
-
-from tests.doubles.grafana_fixtures import (  # noqa: F401
-    grafana,
-    grafana_contract,
-    grafana_env,
-    grafana_factory,
-)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 AUTOMATION = PROJECT_ROOT / "grafana-automation"
