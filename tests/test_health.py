@@ -18,7 +18,6 @@ import requests
 from core.health import check_from_environment, run_health_check
 from core.settings import load_settings
 from tests.conftest import PROJECT_ROOT
-from tests.doubles.grafana_fixtures import grafana, grafana_contract, grafana_factory  # noqa: F401
 
 PARSER = PROJECT_ROOT / "tsv_parser.py"
 
@@ -32,7 +31,7 @@ def free_port_url() -> str:
 
 
 @pytest.fixture
-def environ(influxdb, grafana) -> dict[str, str]:  # noqa: F811
+def environ(influxdb, grafana) -> dict[str, str]:
     """Only the settings: the check must not depend on the test runner's environment."""
     return {
         "INFLUXDB_HOST": influxdb.url,
@@ -82,7 +81,7 @@ def test_the_cli_runs_the_check_without_a_data_folder(environ):
     assert "Grafana login 'admin'" in result.stdout
 
 
-def test_missing_settings_are_named_and_nothing_is_contacted(environ, influxdb, grafana):  # noqa: F811
+def test_missing_settings_are_named_and_nothing_is_contacted(environ, influxdb, grafana):
     del environ["INFLUXDB_ADMIN_TOKEN"], environ["GRAFANA_PASSWORD"]
     code, output = check(environ)
     assert code == 2
@@ -150,7 +149,7 @@ def test_a_wrong_grafana_password_is_a_configuration_failure(environ):
     assert "GRAFANA_PASSWORD" in line(output, "Grafana login")
 
 
-def test_a_grafana_login_that_is_not_server_admin_is_refused(environ, grafana):  # noqa: F811
+def test_a_grafana_login_that_is_not_server_admin_is_refused(environ, grafana):
     grafana.create_user("operator", "operator-password", {1: "Admin"})
     environ.update(GRAFANA_USERNAME="operator", GRAFANA_PASSWORD="operator-password")
     code, output = check(environ)

@@ -26,7 +26,6 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import PROJECT_ROOT, SAMPLES
-from tests.doubles.grafana_fixtures import grafana, grafana_contract, grafana_factory  # noqa: F401
 from tests.doubles.influxdb import InfluxDBDouble
 
 HOOK = PROJECT_ROOT / "on-upload.sh"
@@ -428,7 +427,7 @@ def test_a_renamed_folder_counts_as_created(stack):
     }
 
 
-def test_mkdir_of_a_campaign_creates_the_company_in_grafana(stack, grafana):  # noqa: F811
+def test_mkdir_of_a_campaign_creates_the_company_in_grafana(stack, grafana):
     """The real ansible-playbook against the Grafana and InfluxDB doubles."""
     stack.settings(
         GRAFANA_URL=grafana.url,
