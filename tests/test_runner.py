@@ -1,0 +1,39 @@
+"""The run itself: the progress display, and the exit code chosen from the outcomes."""
+
+from __future__ import annotations
+
+import io
+import logging
+
+from core.report import FileResult
+from core.runner import RunConfig, Runner
+from tests.test_ingest import V003, copy_samples
+
+
+def test_a_terminal_sweep_shows_a_progress_bar(tmp_path):
+    data = copy_samples(tmp_path / "data")
+    stream = io.StringIO()
+    config = RunConfig(data_folder=data, dry_run=True, min_file_age_s=0, progress=True)
+    report = Runner(config, progress_stream=stream).run()
+    shown = stream.getvalue()
+    assert shown.count("\r[") == len(report.files) == 14
+    assert "[##############################] 14/14 files" in shown
+    assert shown.endswith("\n")
+
+
+def test_without_a_terminal_each_file_is_a_log_line(tmp_path, caplog):
+    data = copy_samples(tmp_path / "data", V003)
+    config = RunConfig(data_folder=data, dry_run=True, min_file_age_s=0, progress=False)
+    runner = Runner(config, progress_stream=io.StringIO())
+    runner.config.dry_run = False  # log lines are for real runs; the file is not touched
+    with caplog.at_level(logging.INFO, logger="powerview.runner"):
+        runner._show_progress(1, 1, FileResult(file=V003, status="ok", points_written=72))
+    assert caplog.messages == [f"ok {V003} (72 points)"]
+
+
+def test_exit_codes_rank_configuration_over_temporary_over_data(tmp_path):
+    runner = Runner(RunConfig(data_folder=tmp_path, dry_run=True))
+    assert runner._exit_code() == 0
+    for kind, code in (("data", 1), ("temporary", 3), ("configuration", 4)):
+        runner.report.files.append(FileResult(file=kind, status="x", error_kind=kind))
+        assert runner._exit_code() == code
