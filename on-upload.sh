@@ -30,6 +30,10 @@
 # (powerview-sweep.timer) takes it. Hooks for the same file may run at the same time: the
 # parser claims a file with flock, so one ingests it and the others report it skipped.
 #
+# Detached jobs are this script run again with arguments: `on-upload.sh --job playbook
+# <company> [<campaign>]` or `--job sweep <company>` (it checks the names again). SFTPGo
+# passes no arguments.
+#
 # Exit status: 0 when the event was handled (done, refused, ignored, left for the sweep, or
 # handed to a detached job); 1 when the installation is broken (no virtualenv, no data folder,
 # settings or InfluxDB credentials refused) and an operator must act; 2 when run by hand
