@@ -16,7 +16,12 @@
 #   SFTPGO_ACTION=mkdir <company>                the same for the company alone, detached
 #   SFTPGO_ACTION=mkdir, other depths            nothing (logged)
 #   any other SFTPGO_ACTION                      nothing (logged), exit 0
-#   no SFTPGO_ACTION, SFTPGO_CONNECTION_* set    sweep of <data>/<username>, detached
+#   SFTPGO_CONNECTION_* set, no SFTPGO_ACTION_*  sweep of <data>/<username>, detached
+#
+# The two kinds of call are told apart by what SFTPGo itself sets: every variable of a file
+# action, SFTPGO_ACTION_PATH included, is present even when empty, and a post-disconnect call
+# gets SFTPGO_CONNECTION_* and nothing about a path. SFTPGO_ACTION alone proves nothing: a
+# variable set in SFTPGo's command environment reaches the post-disconnect call unchanged.
 #
 # Before anything runs, every folder name is checked against the parser's allowlist
 # (python -m core.names) and every path must lie inside the data folder with no symbolic link
@@ -95,7 +100,7 @@ export PATH=${POWERVIEW_HOOK_PATH:-$VENV/bin:/usr/local/bin:/usr/bin:/bin}
 user=- shown_path=-
 if [[ ${1:-} == --job ]]; then
     event=job:${2:-}
-elif [[ -n ${SFTPGO_ACTION+set} ]]; then
+elif [[ -n ${SFTPGO_ACTION_PATH+set} ]]; then
     event=${SFTPGO_ACTION:-empty} user=${SFTPGO_ACTION_USERNAME:-}
 elif [[ -n ${SFTPGO_CONNECTION_USERNAME+set} || -n ${SFTPGO_CONNECTION_DURATION+set} ]]; then
     event=post-disconnect user=${SFTPGO_CONNECTION_USERNAME:-}
@@ -402,12 +407,12 @@ fi
 if [[ $event != post-disconnect && $event != none ]]; then
     show_path "${SFTPGO_ACTION_PATH:-}"
     provider=${SFTPGO_ACTION_FS_PROVIDER:-0}
-    case $SFTPGO_ACTION in
+    case ${SFTPGO_ACTION:-} in
     upload | rename | mkdir)
         [[ $provider == 0 ]] || finish ignored "not on the local filesystem (provider $provider)" 0
         ;;
     esac
-    case $SFTPGO_ACTION in
+    case ${SFTPGO_ACTION:-} in
     upload) on_upload ;;
     rename) on_rename ;;
     mkdir) on_folder "${SFTPGO_ACTION_PATH:-}" ;;

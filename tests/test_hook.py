@@ -584,18 +584,37 @@ def test_post_disconnect_of_a_user_without_a_company_folder_does_nothing(stack):
     assert [line["outcome"] for line in stack.log()] == ["ignored", "ignored"]
 
 
-def test_a_variable_pretending_to_be_an_action_is_not_trusted(stack):
-    """The post-disconnect case is told by what SFTPGo sets, not by a configured variable."""
+def test_an_action_variable_added_by_the_configuration_does_not_hide_a_disconnection(stack):
+    """SFTPGo's command environment reaches the post-disconnect call unchanged, so a
+    configuration may add SFTPGO_ACTION there: the hook goes by what SFTPGo itself sets."""
     copy_samples(stack.data, ACME)
+    old = time.time() - 3600
+    os.utime(stack.data / ACME, (old, old))
     result = stack.hook(
-        extra_env={"SFTPGO_ACTION": "upload", "SFTPGO_ACTION_PATH": str(stack.data / ACME)},
+        extra_env={"SFTPGO_ACTION": "post-disconnect"},
         connection_username="acme",
+        connection_ip="192.0.2.1",
+        connection_protocol="SFTP",
         connection_duration="10",
     )
-    # SFTPGO_ACTION set means an fs action: upload without a status is left for the sweep
     assert result.returncode == 0
-    assert only_line(stack)["outcome"] == "ignored"
-    assert (stack.data / ACME).exists()
+    assert stack.log()[0]["event"] == "post-disconnect"
+    assert stack.wait_for("job:sweep")[0]["outcome"] == "completed"
+    assert not (stack.data / ACME).exists()
+
+
+def test_connection_variables_added_by_the_configuration_do_not_hide_an_upload(stack):
+    copy_samples(stack.data, ACME)
+    result = stack.hook(
+        extra_env={"SFTPGO_CONNECTION_DURATION": "0"},
+        action="upload",
+        action_path=str(stack.data / ACME),
+        action_status="1",
+        action_username="acme",
+    )
+    assert result.returncode == 0
+    line = only_line(stack)
+    assert line["event"] == "upload" and line["outcome"] == "ingested"
 
 
 # -- everything else -----------------------------------------------------------------------
