@@ -266,14 +266,15 @@ job_playbook() { # company [campaign]
     trap 'rm -rf -- "$work"' EXIT
     # A JSON encoder writes the names: they are data, never pasted into a string.
     "$PYTHON" -c '
-import json, sys
+import json, os, sys
 path, company, campaign, influxdb_url = sys.argv[1:5]
 names = {"company_name": company}
 if campaign:
     names["campaign_name"] = campaign
 if influxdb_url:
     names["grafana_influxdb_url"] = influxdb_url
-with open(path, "w", encoding="utf-8") as stream:
+descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+with open(descriptor, "w", encoding="utf-8") as stream:
     json.dump(names, stream)
 ' "$work/vars.json" "$company" "$campaign" "$GRAFANA_INFLUXDB_URL"
     export ANSIBLE_CONFIG=$POWERVIEW_ROOT/grafana-automation/ansible.cfg
