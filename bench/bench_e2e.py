@@ -7,7 +7,8 @@ Two measurements (issue #3), each the best of three runs of a fresh tsv_parser.p
 start-up included, with gzip, into bench/sink.py (a server process on 127.0.0.1 that answers
 204 and discards):
 
-- one large file: values per second from the command's start to its exit (bar >= 1 M/s);
+- one large file: values per second from the command's start to its exit (bar >= 1 M/s),
+  and the peak RSS of the parser and of its sender process;
 - a sweep of 1,000 small daily files, each moved to parsed/ with its ingestion records
   written: total seconds (bar <= 20 s).
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import socket
 import subprocess
@@ -81,6 +83,11 @@ def timed_run(env: dict[str, str], *args: str) -> tuple[float, dict]:
     return seconds, json.loads(report.read_text())
 
 
+def largest_child_rss_mb() -> float:
+    """The peak RSS of the largest process run so far (the parser or its sender process)."""
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
 def daily_files(target: Path, count: int) -> None:
     """``count`` one-day files: the real daily sample shifted by one day each."""
     lines = DAILY_TEMPLATE.read_text().splitlines()
@@ -131,6 +138,7 @@ def main() -> None:
             "values": best[1],
             "seconds": round(best[0], 2),
             "values_per_s": round(best[1] / best[0]),
+            "peak_rss_mb_of_any_process": round(largest_child_rss_mb(), 1),
         }
         print(f"large file: {json.dumps(results['large_file'])}", flush=True)
 
