@@ -240,19 +240,26 @@ class Runner:
         summary = self._new_summary(location)
         result = FileResult(file=location.relative, status=STATUS_OK, summary=summary)
         try:
-            with MV2File(location.path, location.campaign, self.parse_options, summary) as mv2:
-                self._check_device_folder(location, summary)
-                for batch in mv2.batches():
-                    if self.config.lp_out is not None:
-                        self.config.lp_out.write(batch)
+            self._stream(location, summary, send=None)
         except FileDataError as error:
-            result.status, result.error_kind, result.error = (
-                STATUS_ERROR,
-                KIND_DATA,
-                error.as_dict(),
-            )
-        result.summary = summary
+            result.status, result.error_kind = STATUS_ERROR, KIND_DATA
+            result.error = error.as_dict()
         return result
+
+    def _stream(
+        self,
+        location: FileLocation,
+        summary: FileSummary,
+        send: Callable[[bytes], None] | None,
+    ) -> None:
+        """Read the file once: every batch to ``send`` and to the --lp-out copy."""
+        with MV2File(location.path, location.campaign, self.parse_options, summary) as mv2:
+            self._check_device_folder(location, summary)
+            for batch in mv2.batches():
+                if self.config.lp_out is not None:
+                    self.config.lp_out.write(batch)
+                if send is not None:
+                    send(batch)
 
     def _ingest(self, location: FileLocation) -> FileResult:
         assert self.writer is not None
@@ -263,22 +270,14 @@ class Runner:
             self.writer.ensure_bucket(bucket)
             sender = self.writer.file_writer(bucket)
             try:
-                with MV2File(location.path, location.campaign, self.parse_options, summary) as mv2:
-                    self._check_device_folder(location, summary)
-                    for batch in mv2.batches():
-                        if self.config.lp_out is not None:
-                            self.config.lp_out.write(batch)
-                        sender.submit(batch)
+                self._stream(location, summary, send=sender.submit)
                 sender.finish()
             finally:
                 sender.abandon()
                 result.points_written = sender.points_written
         except FileDataError as error:
-            result.status, result.error_kind, result.error = (
-                STATUS_ERROR,
-                KIND_DATA,
-                error.as_dict(),
-            )
+            result.status, result.error_kind = STATUS_ERROR, KIND_DATA
+            result.error = error.as_dict()
             self._set_aside(location.path, result)
             return result
         except WriteError as error:
