@@ -400,3 +400,27 @@ def test_concurrent_processes_ingest_each_file_exactly_once(influxdb, env, tmp_p
     assert sum(w.points for w in data_writes) == sum(
         entry["points_written"] for report in reports for entry in report["files"]
     )
+
+
+def test_a_claim_left_by_a_killed_process_is_taken_by_the_next_run(influxdb, env, tmp_path):
+    """A process holding a file is killed with SIGKILL; the next run ingests the file."""
+    data = copy_samples(tmp_path / "data", V003)
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time; from pathlib import Path; from core.lifecycle import claim\n"
+         "with claim(Path(sys.argv[1])) as mine:\n"
+         "    print(mine, flush=True); time.sleep(600)",
+         str(data / V003)],
+        cwd=PROJECT_ROOT, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert holder.stdout.readline().strip() == "True"
+    held = run_parser(env, data)
+    assert held.returncode == 0
+    assert last_report(env)["files"][0]["status"] == "skipped"  # claimed by the holder
+    holder.kill()
+    holder.wait()
+    result = run_parser(env, data)
+    assert result.returncode == 0, result.stderr
+    assert last_report(env)["files"][0]["status"] == "ok"
+    assert not (data / V003).exists()
+    assert contract(V003) <= electrical(influxdb, "dominique")
