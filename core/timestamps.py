@@ -124,8 +124,9 @@ class TimestampConverter:
         if self.zone is None:
             return wall
         hour = wall // 3600
-        offset = self._hour_offsets.get(hour, 0)
-        if offset == 0 and hour not in self._hour_offsets:
+        if hour in self._hour_offsets:
+            offset = self._hour_offsets[hour]
+        else:
             offset = self._hour_offsets[hour] = self._steady_offset(hour)
         unix = self._exact(wall) if offset is None else wall - offset
         self._previous = unix
