@@ -23,8 +23,8 @@ AUTOMATION = PROJECT_ROOT / "grafana-automation"
 
 # Inside Ansible, module_utils/ is importable as ansible.module_utils.<name>; the same import
 # path makes the modules importable by the unit tests.
-if str(AUTOMATION / "module_utils") not in ansible.module_utils.__path__:
-    ansible.module_utils.__path__.append(str(AUTOMATION / "module_utils"))
+if str(AUTOMATION / "playbooks" / "module_utils") not in ansible.module_utils.__path__:
+    ansible.module_utils.__path__.append(str(AUTOMATION / "playbooks" / "module_utils"))
 
 
 def load_file(path: Path) -> ModuleType:
@@ -42,11 +42,11 @@ def load_file(path: Path) -> ModuleType:
 
 def library(name: str) -> ModuleType:
     """One of the project's Ansible modules, e.g. ``library("powerview_grafana_org")``."""
-    return load_file(AUTOMATION / "library" / f"{name}.py")
+    return load_file(AUTOMATION / "playbooks" / "library" / f"{name}.py")
 
 
 def preflight() -> ModuleType:
-    return load_file(AUTOMATION / "action_plugins" / "powerview_preflight.py")
+    return load_file(AUTOMATION / "playbooks" / "action_plugins" / "powerview_preflight.py")
 
 
 def api(

@@ -22,7 +22,7 @@ from typing import Any
 
 from ansible.plugins.action import ActionBase
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
 GRAFANA_AUTOMATION = PROJECT_ROOT / "grafana-automation"
 UID_MAX_LENGTH = 40
 UID_CHARACTERS = re.compile(r"[A-Za-z0-9_-]+")
