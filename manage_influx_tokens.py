@@ -8,6 +8,7 @@ or a shell can capture it; everything else goes to stderr.
 
 from __future__ import annotations
 
+import core.venv  # noqa: F401  # isort: skip  (first: run with the project's virtualenv)
 import argparse
 import logging
 import sys

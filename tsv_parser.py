@@ -7,6 +7,7 @@ and the run into an exit code.
 
 from __future__ import annotations
 
+import core.venv  # noqa: F401  # isort: skip  (first: run with the project's virtualenv)
 import argparse
 import logging
 import sys
