@@ -10,7 +10,11 @@ from __future__ import annotations
 import core.venv  # noqa: F401  # isort: skip  (first: run with the project's virtualenv)
 import argparse
 import logging
+import math
+import os
 import sys
+import tempfile
+import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
@@ -19,13 +23,14 @@ from core import __version__
 from core.engine import ParseOptions
 from core.influx_writer import InfluxWriter, WriteError
 from core.layout import ERROR_DIR, PARSED_DIR, LayoutError, locate
-from core.lifecycle import claim, move_to_error
+from core.lifecycle import move_to_error, take
 from core.names import is_safe_name
 from core.report import KIND_CONFIGURATION, RunReport, print_human_summary, write_json_atomically
 from core.runner import (
     EXIT_CONFIGURATION,
     EXIT_OK,
     EXIT_TEMPORARY,
+    EXIT_UNEXPECTED,
     EXIT_USAGE,
     RunConfig,
     Runner,
@@ -53,10 +58,14 @@ examples:
 exit codes:
   0  every file was ingested (or, in a dry run, could be), or there was nothing to do
   1  at least one file has bad content: moved to error/ (dry run: would be)
-  2  bad arguments or settings: nothing was read, written or moved
+  2  bad arguments or settings, or the report folder is not writable: nothing was read,
+     written or moved
   3  InfluxDB was unreachable or overloaded (after retries): those files stay for the
      next sweep
   4  InfluxDB refused the token or the organization: the run stopped, files stay
+  5  unexpected error (a bug, or the environment: a full disk, a parsed/ that is a file,
+     an unreadable file): recorded against the file, which is moved to error/ when it can
+     be, else left in place; the other files were processed and the report written
 
 Settings come from the environment and .env (see README.md, "Configuration").
 """
@@ -111,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--min-age",
         dest="min_age",
-        type=float,
+        type=seconds,
         help="sweep: skip files modified less than this many seconds ago "
         "(default: TSV_MIN_FILE_AGE_S, 60)",
     )
@@ -137,6 +146,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"PowerView parser {__version__}")
     return parser
+
+
+def seconds(text: str) -> float:
+    """A number of seconds, 0 or more (argparse turns the ValueError into a usage error)."""
+    value = float(text)
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds, 0 or more")
+    return value
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> int:
@@ -166,24 +183,46 @@ def parse_options(settings: Settings) -> ParseOptions:
     )
 
 
-def report_path(args: argparse.Namespace, settings: Settings, report: RunReport) -> Path:
-    folder = args.report_dir or (
+def report_folder(args: argparse.Namespace, settings: Settings) -> Path:
+    return args.report_dir or (
         Path(settings["TSV_REPORT_DIR"])
         if settings["TSV_REPORT_DIR"]
         else args.data_folder.resolve().parent / "logs" / "reports"
     )
+
+
+def report_path(args: argparse.Namespace, settings: Settings, report: RunReport) -> Path:
+    folder = report_folder(args, settings)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     return folder / f"tsv_parser_{stamp}_{report.run_id}.json"
 
 
-def reject_upload(data_folder: Path, tsv_file: Path, reason: str) -> int:
+def check_report_folder(folder: Path) -> str | None:
+    """Why run reports cannot be written in ``folder`` (None when they can): checked before
+    any file is touched, so a run never moves files it cannot report."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".probe-"):
+            pass
+    except OSError as error:
+        return f"run reports cannot be written in {folder}: {error.strerror or error}"
+    return None
+
+
+def reject_upload(data_folder: Path, tsv_file: Path, reason: str, dry_run: bool) -> int:
     """Set a file aside in error/ without reading it (an upload that did not complete)."""
     try:
         location = locate(data_folder, tsv_file)
     except LayoutError as error:
         return fail(f"refused: {error}")
-    with claim(location.path) as mine:
-        if not mine:
+    if dry_run:
+        print(
+            f"{location.relative}: would be set aside in error/ ({reason}); dry run: not moved",
+            file=sys.stderr,
+        )
+        return EXIT_OK
+    with take(location.path) as held:
+        if not held:
             print(f"{location.relative}: taken by another process; not moved", file=sys.stderr)
             return EXIT_OK
         details = {
@@ -195,12 +234,32 @@ def reject_upload(data_folder: Path, tsv_file: Path, reason: str) -> int:
             "parser_version": __version__,
             "time": datetime.now(UTC).isoformat(),
         }
-        target, _ = move_to_error(location.path, details)
-    print(f"{location.relative}: set aside in {target} ({reason})", file=sys.stderr)
+        moved = move_to_error(held, details)
+    print(f"{location.relative}: set aside in {moved.target} ({reason})", file=sys.stderr)
     return EXIT_OK
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The exit code of a run; an error that escapes everything else is exit code 5 with its
+    traceback on stderr (never 1, the code of bad content, which the sweep unit accepts)."""
+    try:
+        return run(argv)
+    except BrokenPipeError:
+        return stdout_closed()
+    except Exception:
+        traceback.print_exc()
+        print("tsv_parser.py: unexpected error (exit code 5)", file=sys.stderr)
+        return EXIT_UNEXPECTED
+
+
+def stdout_closed() -> int:
+    """The reader of stdout went away (``... | head``): no more output, no traceback."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return EXIT_OK
+
+
+def run(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.check:
@@ -214,6 +273,12 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings(require=() if args.dry_run or args.reject else ("influxdb",))
     except SettingsError as error:
         return fail(f"{error}\n(nothing was read, written or moved)")
+    except OSError as error:  # .env unreadable (permissions), a folder named .env...
+        where = error.filename or os.environ.get("POWERVIEW_ENV_FILE") or ".env"
+        return fail(
+            f"cannot read the settings file {where}: {error.strerror or error}\n"
+            "(nothing was read, written or moved)"
+        )
     logging.basicConfig(
         level=settings["TSV_LOG_LEVEL"],
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -244,8 +309,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.reject is not None:
         if explicit is None:
             return fail("--reject needs --tsvFile")
-        return reject_upload(data_folder, explicit, args.reject)
+        return reject_upload(data_folder, explicit, args.reject, args.dry_run)
 
+    if not args.dry_run:
+        problem = check_report_folder(report_folder(args, settings))
+        if problem:
+            return fail(f"{problem}\n(nothing was read, written or moved)")
     tune_allocator()
     lp_stream: BinaryIO | None = None
     if args.lp_out == "-":
@@ -280,11 +349,21 @@ def main(argv: list[str] | None = None) -> int:
             writer.close()
         if lp_stream is not None and lp_stream is not sys.stdout.buffer:
             lp_stream.close()
+    if lp_stream is sys.stdout.buffer:
+        try:
+            if config.lp_out is None:  # the reader closed it during the run
+                raise BrokenPipeError
+            lp_stream.flush()
+        except BrokenPipeError:
+            stdout_closed()
 
     print_human_summary(report, sys.stderr)
     if args.dry_run:
         if args.lp_out != "-":
-            print(report.to_json())
+            try:
+                print(report.to_json(), flush=True)
+            except BrokenPipeError:
+                return stdout_closed()
     else:
         path = report_path(args, settings, report)
         write_json_atomically(path, report.as_dict())

@@ -99,7 +99,7 @@ def build_channels(header: Header, path: Path) -> list[Channel]:
         zip(header.serials[1:], header.labels, strict=True), start=1
     ):
         name, unit = split_label(label)
-        if not name or not unit:
+        if not name or not unit or unit.isdigit():  # "Ph 1": a number is not a unit
             raise FileDataError(
                 path,
                 header.label_line,

@@ -25,7 +25,7 @@ from typing import BinaryIO
 
 from core.channels import Channel, build_channels
 from core.errors import FileDataError
-from core.formats import END_DATA, Header, read_header
+from core.formats import END_DATA, MAX_LINE_BYTES, Header, line_too_long, read_header
 from core.lineprotocol import MEASUREMENT, series_prefix
 from core.summary import ChannelStats, FileSummary
 from core.timestamps import SeenTimestamps, TimestampConverter, resolve_zone
@@ -93,8 +93,12 @@ class MV2File:
         campaign: str,
         options: ParseOptions | None = None,
         summary: FileSummary | None = None,
+        stream: BinaryIO | None = None,
     ) -> None:
+        """``stream``, when given, is read instead of opening ``path`` (which then only names
+        the file in messages): the runner passes the descriptor it holds the claim on."""
         self.path = Path(path)
+        self._given_stream = stream
         self.campaign = campaign
         self.options = options or ParseOptions()
         self.summary = summary or FileSummary(file=str(path), campaign=campaign)
@@ -104,7 +108,7 @@ class MV2File:
 
     # -- opening ------------------------------------------------------------------------
     def __enter__(self) -> MV2File:
-        self._stream = open(self.path, "rb")  # closed by __exit__
+        self._stream = self._given_stream or open(self.path, "rb")  # closed by __exit__
         try:
             self._read_header(self._stream)
         except BaseException:
@@ -205,7 +209,7 @@ class MV2File:
         line_number = header.first_data_line
         summary.bytes_read = stream.tell()
         ended = False
-        for block, complete in self._raw_blocks(stream):
+        for block, complete in self._raw_blocks(stream, line_number):
             if not complete:
                 last_line = line_number + block.count(b"\n")
                 summary.warnings.append(
@@ -239,16 +243,28 @@ class MV2File:
                 "the rows read were kept"
             )
 
-    def _raw_blocks(self, stream: BinaryIO) -> Iterator[tuple[bytes, bool]]:
-        """Blocks of whole lines; the flag is False for a final line without a newline."""
+    def _raw_blocks(self, stream: BinaryIO, first_line: int) -> Iterator[tuple[bytes, bool]]:
+        """Blocks of whole lines; the flag is False for a final line without a newline.
+
+        Raises ``line_too_long`` once a line holds more than MAX_LINE_BYTES (plus a carriage
+        return) without a newline, so a line is never held in memory beyond that.
+        """
         read, size = stream.read, self.options.block_size
         leftover = b""
+        lines_done = first_line - 1
         while chunk := read(size):
             self.summary.bytes_read += len(chunk)
+            if leftover:
+                first_end = chunk.find(b"\n")
+                if first_end >= 0 and len(leftover) + first_end > MAX_LINE_BYTES + 1:
+                    raise line_too_long(self.path, lines_done + 1)
             data = leftover + chunk if leftover else chunk
             cut = data.rfind(b"\n") + 1
             leftover = data[cut:]
+            if len(leftover) > MAX_LINE_BYTES + 1:
+                raise line_too_long(self.path, lines_done + data.count(b"\n", 0, cut) + 1)
             if cut:
+                lines_done += data.count(b"\n", 0, cut)
                 yield data[:cut], True
         if leftover:
             yield leftover, False

@@ -9,7 +9,11 @@ path for all formats (``core.engine``):
   ``START_DATA``, the same two lines as V002, rows, then ``END_DATA``.
 
 Header lines must be UTF-8 (a UTF-8 byte order mark at the start of the file is accepted
-and ignored); Windows line endings are accepted everywhere.
+and ignored); Windows line endings are accepted everywhere. No line, header or data, may be
+longer than ``MAX_LINE_BYTES`` (1 MiB, line ending excluded): a real header line is a few
+kilobytes and a data row a few hundred bytes, so a longer line is a damaged file, refused as
+``line_too_long`` naming the line as soon as the limit is passed, which bounds the memory
+and the time a file can take, whatever it holds.
 """
 
 from __future__ import annotations
@@ -26,6 +30,17 @@ BOM = b"\xef\xbb\xbf"
 FORMAT_TAG = re.compile(r"MV_([A-Z][0-9]{3})_V([0-9]{3})")
 SUPPORTED_VERSIONS = {"002": "V002", "003": "V003"}
 END_DATA = b"END_DATA"
+MAX_LINE_BYTES = 1 << 20
+
+
+def line_too_long(path: Path | str, line: int) -> FileDataError:
+    """The error for a line longer than MAX_LINE_BYTES."""
+    return FileDataError(
+        path,
+        line,
+        "line_too_long",
+        f"line {line} is longer than {MAX_LINE_BYTES:,} bytes (the file is damaged)",
+    )
 
 
 @dataclass
@@ -58,10 +73,12 @@ class _LineReader:
         self.bom = False
 
     def next_line(self) -> bytes | None:
-        raw = self.stream.readline()
+        raw = self.stream.readline(MAX_LINE_BYTES + len(BOM) + 2)
         if not raw:
             return None
         self.number += 1
+        if len(raw.rstrip(b"\r\n")) > MAX_LINE_BYTES + (len(BOM) if self.number == 1 else 0):
+            raise line_too_long(self.path, self.number)
         if self.number == 1 and raw.startswith(BOM):
             self.bom = True
             raw = raw[len(BOM) :]
@@ -170,16 +187,37 @@ def read_header(stream: BinaryIO, path: Path) -> Header:
 def _read_v003_preamble(reader: _LineReader, path: Path) -> dict[str, object]:
     json_lines: list[str] = []
     json_line_number = reader.number + 1
+    size = 0
     while True:
         text = reader.next_text("END_HEADER marker")
         if text.strip() == "END_HEADER":
             break
         json_lines.append(text)
+        size += len(text)
+        if size > MAX_LINE_BYTES:
+            raise FileDataError(
+                path,
+                json_line_number,
+                "header_too_long",
+                f"the V003 header is longer than {MAX_LINE_BYTES:,} bytes "
+                f"(no END_HEADER by line {reader.number})",
+            )
     if not json_lines or not "".join(json_lines).strip():
         raise FileDataError(path, json_line_number, "invalid_json", "the V003 header is empty")
     try:
         metadata = json.loads("\n".join(json_lines))
-    except json.JSONDecodeError as exc:
+    except RecursionError:
+        raise FileDataError(
+            path,
+            json_line_number,
+            "invalid_json",
+            "the V003 header is nested too deeply to be a logger's header",
+        ) from None
+    except ValueError as exc:
+        if not isinstance(exc, json.JSONDecodeError):  # e.g. a number of thousands of digits
+            raise FileDataError(
+                path, json_line_number, "invalid_json", f"the V003 header cannot be read: {exc}"
+            ) from None
         raise FileDataError(
             path,
             json_line_number + exc.lineno - 1,

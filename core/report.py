@@ -24,6 +24,7 @@ STATUS_SKIPPED = "skipped"  # not touched: too young, or another process has it
 KIND_DATA = "data"
 KIND_TEMPORARY = "temporary"
 KIND_CONFIGURATION = "configuration"
+KIND_UNEXPECTED = "unexpected"  # a bug, or the environment (full disk, permissions)
 
 
 def utc_now_iso() -> str:

@@ -12,11 +12,23 @@ temporary (unreachable,   stays for the next sweep        goes on with the next 
 timeout, 429, 5xx)
 configuration (401, 403,  stays                           stops: every later file would fail
 wrong org, 404 bucket)                                    the same way (exit code 4)
+unexpected (any other     ``error/`` + ``.error.json``    goes on (exit code 5)
+exception: a bug, a full  when it can be moved, else
+disk, a parsed/ that is   stays, the reason in the
+a file, an unreadable     report
+file)
 ========================  ==============================  ==================================
+
+Whatever happens to one file stays with that file: every exception is caught, recorded
+against the file and the run goes on with the next one, so one upload can never stop the
+sweep of every company. The file read, and moved, is the inode the claim holds: a file
+replaced (SFTP overwrites by rename) or grown during ingestion is left where it is for the
+next run instead of being moved as if its new content had been read.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import time
@@ -29,13 +41,23 @@ from core import __version__
 from core.engine import MV2File, ParseOptions
 from core.errors import FileDataError
 from core.influx_writer import DATA, InfluxWriter, WriteError
-from core.layout import FileLocation, LayoutError, locate, pending_files
-from core.lifecycle import claim, move_to_error, move_to_parsed
+from core.layout import ERROR_DIR, PARSED_DIR, FileLocation, LayoutError, locate, pending_files
+from core.lifecycle import (
+    UNREADABLE,
+    Claim,
+    DoneFolderError,
+    Moved,
+    check_done_folder,
+    move_to_error,
+    move_to_parsed,
+    take,
+)
 from core.lineprotocol import format_point
 from core.report import (
     KIND_CONFIGURATION,
     KIND_DATA,
     KIND_TEMPORARY,
+    KIND_UNEXPECTED,
     STATUS_ERROR,
     STATUS_OK,
     STATUS_RETRY,
@@ -54,10 +76,15 @@ EXIT_DATA_ERRORS = 1
 EXIT_USAGE = 2
 EXIT_TEMPORARY = 3
 EXIT_CONFIGURATION = 4
+EXIT_UNEXPECTED = 5
 
 INGEST_MEASUREMENT = "powerview_ingest"  # per file, in the company's own bucket
 RUN_MEASUREMENT = "tsv_parser_run"  # per run, in the meta bucket
 FILE_MEASUREMENT = "tsv_parser_file"  # per file, in the meta bucket
+
+
+class OutputClosedError(Exception):
+    """The reader of the --lp-out copy went away (``--lp-out - | head``)."""
 
 
 @dataclass
@@ -94,26 +121,37 @@ class Runner:
             mode="dry-run" if config.dry_run else "ingest", data_folder=str(config.data_folder)
         )
         self._stopped_by: str | None = None
+        self._unexpected_messages: list[str] = []
+        self._lp_company: str | None = None
 
     # -- the run ------------------------------------------------------------------------
     def run(self, explicit_file: Path | None = None) -> RunReport:
+        """Process the file, or every pending file; never raises for a problem of a file or
+        of the folder, and always finishes the report."""
         started = time.monotonic()
         report = self.report
-        targets = [explicit_file] if explicit_file is not None else self._sweep_targets()
-        for number, path in enumerate(targets, start=1):
-            if self._stopped_by is not None:
-                report.files.append(
-                    FileResult(
-                        file=self._relative(path),
-                        status=STATUS_RETRY,
-                        error_kind=KIND_CONFIGURATION,
-                        notes=[f"not tried: the run stopped ({self._stopped_by})"],
+        targets: list[Path] = []
+        try:
+            targets = [explicit_file] if explicit_file is not None else self._sweep_targets()
+            for number, path in enumerate(targets, start=1):
+                if self._stopped_by is not None:
+                    report.files.append(self._not_tried(path))
+                    continue
+                try:
+                    result = self.process(path)
+                except OutputClosedError:
+                    self._stopped_by = "the reader of --lp-out closed it"
+                    report.messages.append(
+                        "the reader of the line protocol closed it: the dry run stopped there"
                     )
-                )
-                continue
-            result = self.process(path)
-            report.files.append(result)
-            self._show_progress(number, len(targets), result)
+                    report.files.append(self._not_tried(path))
+                    continue
+                report.files.append(result)
+                self._show_progress(number, len(targets), result)
+        except Exception as error:  # listing the folder: a file-level error is caught below
+            log.exception("unexpected error during the run")
+            self._unexpected_messages.append(f"unexpected error: {_describe(error)}")
+        report.messages.extend(self._unexpected_messages)
         if self.config.progress and targets:
             print(file=self.progress_stream)
         report.duration_s = time.monotonic() - started
@@ -122,6 +160,15 @@ class Runner:
         if not self.config.dry_run:
             self._record_run()
         return report
+
+    def _not_tried(self, path: Path) -> FileResult:
+        stopped_by_settings = self._stopped_by and self._stopped_by.startswith("configuration")
+        return FileResult(
+            file=self._relative(path),
+            status=STATUS_RETRY if stopped_by_settings else STATUS_SKIPPED,
+            error_kind=KIND_CONFIGURATION if stopped_by_settings else None,
+            notes=[f"not tried: the run stopped ({self._stopped_by})"],
+        )
 
     def _sweep_targets(self) -> list[Path]:
         now = self.clock()
@@ -148,11 +195,13 @@ class Runner:
     def _relative(self, path: Path) -> str:
         try:
             return str(path.resolve().relative_to(self.config.data_folder.resolve()))
-        except ValueError:
+        except (ValueError, OSError):
             return str(path)
 
     def _exit_code(self) -> int:
         kinds = {result.error_kind for result in self.report.files if result.error_kind}
+        if KIND_UNEXPECTED in kinds or self._unexpected_messages:
+            return EXIT_UNEXPECTED
         if KIND_CONFIGURATION in kinds:
             return EXIT_CONFIGURATION
         if KIND_TEMPORARY in kinds:
@@ -190,14 +239,19 @@ class Runner:
                     notes=["no longer there: taken by another process"],
                 )
             else:
-                result = self._layout_error(path, error)
+                result = self._contained(path, None, self._layout_error, error)
+        except OSError as error:  # a name too long to stat, a folder that cannot be read...
+            result = self._unexpected(self._relative(path), error)
+            result.notes.append("left in place: it could not be looked at")
         else:
             if self.config.dry_run:
-                result = self._read(location)
+                result = self._contained(location.path, None, self._read, location)
             else:
-                with claim(location.path) as mine:
-                    if mine:
-                        result = self._ingest(location)
+                with take(location.path) as held:
+                    if held:
+                        result = self._contained(location.path, held, self._ingest, location)
+                    elif held.state == UNREADABLE:
+                        result = self._unreadable(location, held)
                     else:
                         result = FileResult(
                             file=location.relative,
@@ -207,7 +261,46 @@ class Runner:
         result.duration_s = time.monotonic() - started
         recorded = result.status in (STATUS_OK, STATUS_ERROR)
         if location is not None and recorded and not self.config.dry_run:
-            self._record_file(location, result)
+            try:
+                self._record_file(location, result)
+            except Exception as error:  # the records are bookkeeping: never lose the file
+                log.exception("recording %s", result.file)
+                result.notes.append(f"warning: the ingestion records failed: {_describe(error)}")
+        return result
+
+    def _contained(
+        self, path: Path, held: Claim | None, work: Callable[..., FileResult], *args: object
+    ) -> FileResult:
+        """``work(*args, held)`` with any exception recorded against the file, which is then
+        set aside in error/ when it can be moved (see the module docstring)."""
+        try:
+            return work(*args, held) if held is not None else work(*args)
+        except OutputClosedError:
+            raise
+        except Exception as error:
+            log.exception("unexpected error on %s", path)
+            result = self._unexpected(self._relative(path), error)
+            self._set_aside(held or path, result)
+            return result
+
+    def _unexpected(self, relative: str, error: BaseException) -> FileResult:
+        code = "done_folder_unusable" if isinstance(error, DoneFolderError) else "unexpected_error"
+        reason = str(error) if isinstance(error, DoneFolderError) else _describe(error)
+        return FileResult(
+            file=relative,
+            status=STATUS_ERROR,
+            error_kind=KIND_UNEXPECTED,
+            error={"code": code, "line": None, "reason": reason},
+        )
+
+    def _unreadable(self, location: FileLocation, held: Claim) -> FileResult:
+        result = FileResult(
+            file=location.relative,
+            status=STATUS_ERROR,
+            error_kind=KIND_UNEXPECTED,
+            error={"code": "unreadable", "line": None, "reason": held.reason},
+        )
+        self._set_aside(location.path, result)
         return result
 
     def _layout_error(self, path: Path, error: LayoutError) -> FileResult:
@@ -220,9 +313,9 @@ class Runner:
         # A file under an unsafe name is set aside like any refused file; a file at the
         # wrong depth has no device folder for an error/ beside it and stays where it is.
         if error.code == "unsafe_name" and not self.config.dry_run:
-            with claim(path) as mine:
-                if mine:
-                    self._set_aside(path, result)
+            with take(path) as held:
+                if held:
+                    self._set_aside(held, result)
         else:
             result.notes.append("left in place: move it under <company>/<campaign>/<device>/")
         return result
@@ -240,37 +333,70 @@ class Runner:
         summary = self._new_summary(location)
         result = FileResult(file=location.relative, status=STATUS_OK, summary=summary)
         try:
-            self._stream(location, summary, send=None)
+            with open(location.path, "rb") as stream:
+                self._stream(location, summary, stream, send=None)
         except FileDataError as error:
             result.status, result.error_kind = STATUS_ERROR, KIND_DATA
             result.error = error.as_dict()
+        except PermissionError as error:
+            result.status, result.error_kind = STATUS_ERROR, KIND_UNEXPECTED
+            result.error = {
+                "code": "unreadable",
+                "line": None,
+                "reason": f"cannot open the file: {error.strerror}",
+            }
         return result
 
     def _stream(
         self,
         location: FileLocation,
         summary: FileSummary,
+        stream: BinaryIO,
         send: Callable[[bytes], None] | None,
     ) -> None:
         """Read the file once: every batch to ``send`` and to the --lp-out copy."""
-        with MV2File(location.path, location.campaign, self.parse_options, summary) as mv2:
+        with MV2File(
+            location.path, location.campaign, self.parse_options, summary, stream=stream
+        ) as mv2:
             self._check_device_folder(location, summary)
             for batch in mv2.batches():
                 if self.config.lp_out is not None:
-                    self.config.lp_out.write(batch)
+                    self._copy_line_protocol(location, batch)
                 if send is not None:
                     send(batch)
 
-    def _ingest(self, location: FileLocation) -> FileResult:
+    def _copy_line_protocol(self, location: FileLocation, batch: bytes) -> None:
+        """The --lp-out copy: each file's points after a comment line naming their bucket
+        (line protocol comments start with ``#``; ``influx write`` skips them)."""
+        assert self.config.lp_out is not None
+        try:
+            if self._lp_company != location.relative:
+                self._lp_company = location.relative
+                file = json.dumps(location.relative)
+                self.config.lp_out.write(f"# bucket: {location.company} file: {file}\n".encode())
+            self.config.lp_out.write(batch)
+        except BrokenPipeError:
+            self.config.lp_out = None
+            if self.config.dry_run:
+                raise OutputClosedError from None
+            self.report.messages.append(
+                "the reader of the line protocol closed it: no more copied (ingestion went on)"
+            )
+
+    def _ingest(self, location: FileLocation, held: Claim) -> FileResult:
         assert self.writer is not None
         summary = self._new_summary(location)
         result = FileResult(file=location.relative, status=STATUS_OK, summary=summary)
+        # Where the file will go must be usable before anything is written for it.
+        check_done_folder(location.device_dir / ERROR_DIR)
+        check_done_folder(location.device_dir / PARSED_DIR)
         try:
             bucket = location.company
             self.writer.ensure_bucket(bucket)
             sender = self.writer.file_writer(bucket)
             try:
-                self._stream(location, summary, send=sender.submit)
+                with held.reader() as stream:
+                    self._stream(location, summary, stream, send=sender.submit)
                 sender.finish()
             finally:
                 sender.abandon()
@@ -278,17 +404,33 @@ class Runner:
         except FileDataError as error:
             result.status, result.error_kind = STATUS_ERROR, KIND_DATA
             result.error = error.as_dict()
-            self._set_aside(location.path, result)
+            changed = held.unread_change(None)
+            if changed is not None:
+                return self._changed(result, changed)
+            self._set_aside(held, result)
             return result
         except WriteError as error:
-            return self._write_failed(location, result, error)
+            return self._write_failed(location, result, error, held)
+        changed = held.unread_change(summary.bytes_read)
+        if changed is not None:
+            return self._changed(result, changed)
         if self.config.verify:
             self._verify(location, summary, result)
-        target, duplicate = move_to_parsed(location.path)
-        result.moved_to = self._relative(target)
-        if duplicate:
-            result.notes.append("an identical file was already in parsed/: one copy kept")
+        self._note_move(result, move_to_parsed(held), "parsed/")
         return result
+
+    def _changed(self, result: FileResult, why: str) -> FileResult:
+        """A file replaced or grown during ingestion: left where it is for the next run."""
+        result.status, result.error_kind, result.error = STATUS_SKIPPED, None, None
+        result.notes.append(f"{why}: left in place for the next run (writes are idempotent)")
+        return result
+
+    def _note_move(self, result: FileResult, moved: Moved, folder: str) -> None:
+        result.moved_to = self._relative(moved.target)
+        if moved.duplicate:
+            result.notes.append(f"an identical file was already in {folder}: one copy kept")
+        if moved.left_in_place:
+            result.notes.append(moved.left_in_place)
 
     def _check_device_folder(self, location: FileLocation, summary: FileSummary) -> None:
         if summary.master_sn != location.device_folder:
@@ -298,12 +440,16 @@ class Runner:
             )
 
     def _write_failed(
-        self, location: FileLocation, result: FileResult, error: WriteError
+        self,
+        location: FileLocation,
+        result: FileResult,
+        error: WriteError,
+        held: Claim | None = None,
     ) -> FileResult:
         if error.kind == DATA:
             result.status, result.error_kind = STATUS_ERROR, KIND_DATA
             result.error = {"code": "rejected_by_influxdb", "line": None, "reason": str(error)}
-            self._set_aside(location.path, result)
+            self._set_aside(held or location.path, result)
             return result
         result.status = STATUS_RETRY
         result.error = {"code": f"{error.kind}_error", "line": None, "reason": str(error)}
@@ -319,7 +465,9 @@ class Runner:
         result.notes.append("left in place for the next sweep (writes are idempotent)")
         return result
 
-    def _set_aside(self, path: Path, result: FileResult) -> None:
+    def _set_aside(self, source: Path | Claim, result: FileResult) -> None:
+        """Move the file to error/ with its reason; when that fails, the file stays where it
+        is and the report says why (the failure is then an unexpected one: exit code 5)."""
         if self.config.dry_run:
             return
         details = {
@@ -331,10 +479,16 @@ class Runner:
             "time": utc_now_iso(),
             "skipped_rows": result.summary.as_dict()["skipped_rows"] if result.summary else None,
         }
-        target, duplicate = move_to_error(path, details)
-        result.moved_to = self._relative(target)
-        if duplicate:
-            result.notes.append("an identical file was already in error/: one copy kept")
+        try:
+            moved = move_to_error(source, details)
+        except Exception as error:
+            log.warning("%s: not moved to error/: %s", result.file, _describe(error))
+            result.error_kind = KIND_UNEXPECTED
+            result.notes.append(
+                f"left in place: it could not be moved to error/ ({_describe(error)})"
+            )
+            return
+        self._note_move(result, moved, "error/")
 
     def _verify(self, location: FileLocation, summary: FileSummary, result: FileResult) -> None:
         """Read back how many points the file's series hold over its time range."""
@@ -442,3 +596,9 @@ class Runner:
             notes.append(
                 f"warning: the ingestion record for bucket {bucket} was not written: {error}"
             )
+
+
+def _describe(error: BaseException) -> str:
+    """An exception as one line of a report: its type and message, bounded in length."""
+    text = f"{type(error).__name__}: {error}"
+    return text if len(text) <= 500 else text[:497] + "..."

@@ -60,11 +60,12 @@ def parse_line(line: str) -> list[Point]:
 
 
 def parse_lines(text: str | bytes) -> list[Point]:
-    """Every point of a line-protocol document (blank lines ignored)."""
+    """Every point of a line-protocol document (blank lines and ``#`` comments ignored, as
+    InfluxDB's line-protocol parser does)."""
     if isinstance(text, bytes):
         text = text.decode()
     points: list[Point] = []
     for line in text.split("\n"):
-        if line.strip():
+        if line.strip() and not line.lstrip().startswith("#"):
             points.extend(parse_line(line))
     return points
