@@ -100,6 +100,12 @@ def parse_time_zone(value: str) -> str:
     return value
 
 
+def parse_dashboard_uid(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,40}", value):
+        raise ValueError("expected a Grafana dashboard uid: 1 to 40 of A-Z a-z 0-9 _ -")
+    return value
+
+
 def parse_bool(value: str) -> bool:
     text = value.strip().lower()
     if text in ("1", "true", "yes", "on"):
@@ -249,6 +255,28 @@ VARIABLES: tuple[Variable, ...] = (
         "Optional service account token, used only for calls inside one organization.",
         str,
         secret=True,
+        group="grafana",
+    ),
+    Variable(
+        "GRAFANA_MASTER_DASHBOARD_UID",
+        "",
+        "Uid of the master dashboard, designed in Grafana's UI, from which every company's "
+        "dashboards are made; empty: the bundled template (grafana-automation/templates/).",
+        parse_dashboard_uid,
+        group="grafana",
+    ),
+    Variable(
+        "GRAFANA_MASTER_DASHBOARD_ORG_ID",
+        "1",
+        "Id of the Grafana organization holding the master dashboard (1: the main one).",
+        parse_positive_int,
+        group="grafana",
+    ),
+    Variable(
+        "GRAFANA_DASHBOARD_TIMEZONE",
+        "Europe/Paris",
+        "IANA time zone of the dashboards: daily energy per local day, axes in local time.",
+        parse_time_zone,
         group="grafana",
     ),
 )
