@@ -66,6 +66,7 @@ class Claim:
     descriptor: int | None = None
     reason: str | None = None  # why the state is not MINE, when the system said
     _identity: tuple[int, int] | None = None
+    _size: int = 0  # when the claim was taken
 
     def __bool__(self) -> bool:
         return self.state == MINE
@@ -77,9 +78,10 @@ class Claim:
         os.lseek(duplicate, 0, os.SEEK_SET)
         return os.fdopen(duplicate, "rb")
 
-    def unread_change(self, bytes_read: int) -> str | None:
+    def unread_change(self, bytes_read: int | None) -> str | None:
         """Why the file at the path is not the file read (None when it is): replaced by
-        another file, gone, or grown after the last byte read."""
+        another file, gone, or grown after the last byte read (``bytes_read``; None when
+        the read stopped early, as on bad content: then any change since the claim)."""
         assert self.descriptor is not None
         try:
             current = os.stat(self.path, follow_symlinks=False)
@@ -88,7 +90,9 @@ class Claim:
         if (current.st_dev, current.st_ino) != self._identity:
             return "the file was replaced during ingestion (a new upload under the same name)"
         size = os.fstat(self.descriptor).st_size
-        if size != bytes_read:
+        if bytes_read is None and size != self._size:
+            return f"the file changed during ingestion ({self._size} bytes, {size} now)"
+        if bytes_read is not None and size != bytes_read:
             return f"the file changed during ingestion ({bytes_read} bytes read, {size} now)"
         return None
 
@@ -137,7 +141,7 @@ def take(path: Path) -> Iterator[Claim]:
         if (current.st_dev, current.st_ino) != identity:
             yield Claim(path, GONE, reason="moved by another process")
             return
-        yield Claim(path, MINE, descriptor, _identity=identity)
+        yield Claim(path, MINE, descriptor, _identity=identity, _size=locked.st_size)
     finally:
         os.close(descriptor)
 
@@ -149,11 +153,18 @@ def claim(path: Path) -> Iterator[bool]:
         yield bool(held)
 
 
-def check_done_folder(directory: Path) -> None:
-    """Raise DoneFolderError unless ``directory`` is (or can be made) a writable real folder."""
+def check_done_folder(directory: Path, create: bool = False) -> None:
+    """Raise DoneFolderError unless ``directory`` is a writable real folder, or is missing
+    from a folder where it can be created (created when ``create`` is true)."""
     try:
         info = os.lstat(directory)
     except FileNotFoundError:
+        if not create:
+            if not os.access(directory.parent, os.W_OK | os.X_OK):
+                raise DoneFolderError(
+                    errno.EACCES, f"{directory.name}/ cannot be created: folder not writable"
+                ) from None
+            return
         try:
             directory.mkdir()
         except FileExistsError:
@@ -236,7 +247,7 @@ def move_without_overwrite(
     path = held.path if held else source
     content = held.content_path if held else path
     assert isinstance(path, Path)
-    check_done_folder(directory)
+    check_done_folder(directory, create=True)
     made = False
     while True:
         target, duplicate = _free_target(directory, path.name, content)

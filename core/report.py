@@ -113,7 +113,8 @@ class RunReport:
 def write_json_atomically(path: Path, document: Any) -> None:
     """Write JSON so that a reader sees either the old file or the whole new one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # A short temporary name: the final one may already be as long as a name can be.
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".json-", suffix=".tmp")
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
             json.dump(document, stream, indent=2, ensure_ascii=False)

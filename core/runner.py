@@ -239,7 +239,7 @@ class Runner:
                     notes=["no longer there: taken by another process"],
                 )
             else:
-                result = self._contained(path, None, self._layout_error, error)
+                result = self._contained(path, None, self._layout_error, path, error)
         except OSError as error:  # a name too long to stat, a folder that cannot be read...
             result = self._unexpected(self._relative(path), error)
             result.notes.append("left in place: it could not be looked at")
@@ -278,7 +278,10 @@ class Runner:
         except OutputClosedError:
             raise
         except Exception as error:
-            log.exception("unexpected error on %s", path)
+            if isinstance(error, OSError):  # the environment: the message says it all
+                log.warning("%s: %s", self._relative(path), _describe(error))
+            else:  # a bug: its traceback goes to the log
+                log.exception("unexpected error on %s", self._relative(path))
             result = self._unexpected(self._relative(path), error)
             self._set_aside(held or path, result)
             return result
