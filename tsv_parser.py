@@ -25,7 +25,19 @@ from core.influx_writer import InfluxWriter, WriteError
 from core.layout import ERROR_DIR, PARSED_DIR, LayoutError, locate
 from core.lifecycle import move_to_error, take
 from core.names import is_safe_name
-from core.report import KIND_CONFIGURATION, RunReport, print_human_summary, write_json_atomically
+from core.report import (
+    KIND_CONFIGURATION,
+    KIND_DATA,
+    SKIP_TAKEN,
+    STATUS_ERROR,
+    STATUS_SKIPPED,
+    FileResult,
+    RunReport,
+    print_human_summary,
+    printable,
+    utc_now_iso,
+    write_json_atomically,
+)
 from core.runner import (
     EXIT_CONFIGURATION,
     EXIT_OK,
@@ -138,6 +150,14 @@ def build_parser() -> argparse.ArgumentParser:
         "<dataFolder>/../logs/reports)",
     )
     parser.add_argument(
+        "--report-file",
+        dest="report_file",
+        type=Path,
+        metavar="FILE",
+        help="also write the JSON run report to FILE (the upload hook reads each outcome "
+        "from it); with --reject, the only report written",
+    )
+    parser.add_argument(
         "--check",
         action="store_true",
         help="check the settings, InfluxDB (token, org, write) and Grafana (health, admin "
@@ -157,7 +177,7 @@ def seconds(text: str) -> float:
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> int:
-    print(f"tsv_parser.py: error: {message}", file=sys.stderr)
+    print(f"tsv_parser.py: error: {printable(message)}", file=sys.stderr)
     return code
 
 
@@ -209,33 +229,44 @@ def check_report_folder(folder: Path) -> str | None:
     return None
 
 
-def reject_upload(data_folder: Path, tsv_file: Path, reason: str, dry_run: bool) -> int:
+def reject_upload(
+    data_folder: Path, tsv_file: Path, reason: str, dry_run: bool, report_file: Path | None
+) -> int:
     """Set a file aside in error/ without reading it (an upload that did not complete)."""
     try:
         location = locate(data_folder, tsv_file)
     except LayoutError as error:
         return fail(f"refused: {error}")
+    report = RunReport(mode="dry-run" if dry_run else "reject", data_folder=str(data_folder))
+    error = {"code": "upload_incomplete", "line": None, "reason": reason}
+    result = FileResult(file=location.relative, status=STATUS_ERROR, error_kind=KIND_DATA)
+    result.error = error
+    report.files.append(result)
     if dry_run:
-        print(
-            f"{location.relative}: would be set aside in error/ ({reason}); dry run: not moved",
-            file=sys.stderr,
-        )
-        return EXIT_OK
-    with take(location.path) as held:
-        if not held:
-            print(f"{location.relative}: taken by another process; not moved", file=sys.stderr)
-            return EXIT_OK
-        details = {
-            "file": location.relative,
-            "error_kind": "data",
-            "code": "upload_incomplete",
-            "line": None,
-            "reason": reason,
-            "parser_version": __version__,
-            "time": datetime.now(UTC).isoformat(),
-        }
-        moved = move_to_error(held, details)
-    print(f"{location.relative}: set aside in {moved.target} ({reason})", file=sys.stderr)
+        result.notes.append("dry run: would be set aside in error/, not moved")
+    else:
+        with take(location.path) as held:
+            if held:
+                details = {
+                    **error,
+                    "file": location.relative,
+                    "error_kind": KIND_DATA,
+                    "parser_version": __version__,
+                    "time": datetime.now(UTC).isoformat(),
+                }
+                moved = move_to_error(held, details)
+                result.moved_to = str(moved.target.relative_to(location.data_folder))
+            else:
+                result.status, result.error_kind, result.skip_reason = (
+                    STATUS_SKIPPED,
+                    None,
+                    SKIP_TAKEN,
+                )
+                result.notes.append("taken by another process; not moved")
+    report.finished_at = utc_now_iso()
+    print_human_summary(report, sys.stderr)
+    if report_file is not None:
+        write_json_atomically(report_file, report.as_dict())
     return EXIT_OK
 
 
@@ -302,14 +333,15 @@ def run(argv: list[str] | None = None) -> int:
             locate(data_folder, explicit)
         except LayoutError as error:
             if error.code == "not_found" and already_processed(explicit):
-                print(f"{explicit}: already moved by another run; nothing to do", file=sys.stderr)
+                shown = printable(str(explicit))
+                print(f"{shown}: already moved by another run; nothing to do", file=sys.stderr)
                 return EXIT_OK
             if error.code in ("outside_data_folder", "not_found", "not_a_file"):
                 return fail(f"--tsvFile refused: {error}")
     if args.reject is not None:
         if explicit is None:
             return fail("--reject needs --tsvFile")
-        return reject_upload(data_folder, explicit, args.reject, args.dry_run)
+        return reject_upload(data_folder, explicit, args.reject, args.dry_run, args.report_file)
 
     if not args.dry_run:
         problem = check_report_folder(report_folder(args, settings))
@@ -333,6 +365,7 @@ def run(argv: list[str] | None = None) -> int:
         lp_out=lp_stream,
         progress=explicit is None and sys.stderr.isatty(),
         company=args.company,
+        state_dir=None if args.dry_run else report_folder(args, settings),
     )
     writer = None
     try:
@@ -368,6 +401,8 @@ def run(argv: list[str] | None = None) -> int:
         path = report_path(args, settings, report)
         write_json_atomically(path, report.as_dict())
         print(f"run report: {path}", file=sys.stderr)
+    if args.report_file is not None:
+        write_json_atomically(args.report_file, report.as_dict())
     return report.exit_code
 
 

@@ -20,6 +20,13 @@ STATUS_ERROR = "error"  # a data error: set aside in error/ (dry run: would be)
 STATUS_RETRY = "retry"  # left in place for the next sweep (temporary or configuration error)
 STATUS_SKIPPED = "skipped"  # not touched: too young, or another process has it
 
+# Why a file was skipped (``skip_reason``), for readers of the report such as the hook.
+SKIP_TOO_YOUNG = "too_young"  # modified less than the minimum age ago: may be uploading
+SKIP_TAKEN = "taken"  # another process holds it, or has moved it
+SKIP_CHANGED = "changed"  # replaced or grown during ingestion: left for the next run
+SKIP_NOT_TRIED = "not_tried"  # the run stopped before it
+SKIP_REPORTED = "reported_before"  # a misplaced file already reported by an earlier run
+
 # Why a file was not ingested.
 KIND_DATA = "data"
 KIND_TEMPORARY = "temporary"
@@ -45,11 +52,13 @@ class FileResult:
     duration_s: float = 0.0
     verify: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
+    skip_reason: str | None = None  # one of SKIP_*, when status is "skipped"
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "file": self.file,
             "status": self.status,
+            "skip_reason": self.skip_reason,
             "error_kind": self.error_kind,
             "error": self.error,
             "moved_to": self.moved_to,
@@ -74,6 +83,7 @@ class RunReport:
     exit_code: int = 0
     files: list[FileResult] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
+    min_file_age_s: float | None = None  # a sweep's minimum age (None: one explicit file)
 
     def count(self, status: str) -> int:
         return sum(1 for result in self.files if result.status == status)
@@ -101,6 +111,7 @@ class RunReport:
             "finished_at": self.finished_at,
             "duration_s": round(self.duration_s, 4),
             "exit_code": self.exit_code,
+            "min_file_age_s": self.min_file_age_s,
             "totals": self.totals(),
             "messages": self.messages,
             "files": [result.as_dict() for result in self.files],
@@ -127,47 +138,58 @@ def write_json_atomically(path: Path, document: Any) -> None:
         raise
 
 
+def printable(text: str) -> str:
+    """``text`` with each control character written as a backslash escape (tabs kept)."""
+    if text.isprintable():
+        return text
+    named = {"\n": "\\n", "\r": "\\r", "\\": "\\\\"}
+    return "".join(
+        char
+        if char == "\t" or (char.isprintable() and char != "\\")
+        else named.get(char, f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}")
+        for char in text
+    )
+
+
 def print_human_summary(report: RunReport, stream: TextIO) -> None:
-    """A few lines an operator reads at a glance: one line per file, then the totals."""
+    """A few lines an operator reads at a glance: one line per file, then the totals.
+
+    File names come from SFTP users: every control character (a newline, a terminal escape)
+    is shown escaped (``printable``), so a name cannot forge or garble a line."""
+
+    def say(text: str) -> None:
+        stream.write(printable(text) + "\n")
+
     totals = report.totals()
     title = "dry run (nothing written, nothing moved)" if report.mode == "dry-run" else "run"
-    print(
+    say(
         f"PowerView {title}: {totals['files']} file(s): {totals['ok']} ok, "
         f"{totals['error']} error, {totals['retry']} to retry, {totals['skipped']} skipped; "
-        f"{totals['values_written']:,} values",
-        file=stream,
+        f"{totals['values_written']:,} values"
     )
     for result in report.files:
-        print(f"  {result.status:<7} {result.file}", file=stream)
+        say(f"  {result.status:<7} {result.file}")
         summary = result.summary.as_dict() if result.summary else {}
         if result.error:
             where = f"line {result.error['line']}: " if result.error.get("line") else ""
-            print(
-                f"          {result.error_kind} error: {where}{result.error['reason']}", file=stream
-            )
+            say(f"          {result.error_kind} error: {where}{result.error['reason']}")
         if summary.get("data_rows"):
-            print(
+            say(
                 f"          {summary['format_tag']}, master {summary['master_sn']} "
                 f"({summary['master_subtype']}), {summary['channel_count']} channels, "
                 f"{summary['data_rows']} rows, {summary['rows_written']} written, "
                 f"{summary['values_written']:,} values, "
-                f"{summary['first_timestamp']} .. {summary['last_timestamp']}",
-                file=stream,
+                f"{summary['first_timestamp']} .. {summary['last_timestamp']}"
             )
         for reason, counter in (summary.get("skipped_rows") or {}).items():
             lines = ", ".join(str(line) for line in counter["first_lines"][:5])
-            print(
-                f"          skipped rows, {reason}: {counter['count']} (lines {lines})", file=stream
-            )
+            say(f"          skipped rows, {reason}: {counter['count']} (lines {lines})")
         for reason, counter in (summary.get("skipped_values") or {}).items():
             lines = ", ".join(str(line) for line in counter["first_lines"][:5])
-            print(
-                f"          skipped values, {reason}: {counter['count']} (lines {lines})",
-                file=stream,
-            )
+            say(f"          skipped values, {reason}: {counter['count']} (lines {lines})")
         for warning in summary.get("warnings") or []:
-            print(f"          warning: {warning}", file=stream)
+            say(f"          warning: {warning}")
         for note in result.notes:
-            print(f"          {note}", file=stream)
+            say(f"          {note}")
     for message in report.messages:
-        print(f"  {message}", file=stream)
+        say(f"  {message}")

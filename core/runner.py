@@ -53,17 +53,24 @@ from core.lifecycle import (
     take,
 )
 from core.lineprotocol import format_point
+from core.misplaced import MisplacedFiles
 from core.report import (
     KIND_CONFIGURATION,
     KIND_DATA,
     KIND_TEMPORARY,
     KIND_UNEXPECTED,
+    SKIP_CHANGED,
+    SKIP_NOT_TRIED,
+    SKIP_REPORTED,
+    SKIP_TAKEN,
+    SKIP_TOO_YOUNG,
     STATUS_ERROR,
     STATUS_OK,
     STATUS_RETRY,
     STATUS_SKIPPED,
     FileResult,
     RunReport,
+    printable,
     utc_now_iso,
 )
 from core.summary import FileSummary
@@ -98,6 +105,7 @@ class RunConfig:
     lp_out: BinaryIO | None = None
     progress: bool = False
     company: str | None = None  # a sweep of <data_folder>/<company> only
+    state_dir: Path | None = None  # where misplaced files already reported are remembered
 
 
 class Runner:
@@ -123,6 +131,9 @@ class Runner:
         self._stopped_by: str | None = None
         self._unexpected_messages: list[str] = []
         self._lp_company: str | None = None
+        self._misplaced = (
+            MisplacedFiles(config.state_dir) if config.state_dir and not config.dry_run else None
+        )
 
     # -- the run ------------------------------------------------------------------------
     def run(self, explicit_file: Path | None = None) -> RunReport:
@@ -131,6 +142,8 @@ class Runner:
         started = time.monotonic()
         report = self.report
         targets: list[Path] = []
+        if explicit_file is None:
+            report.min_file_age_s = self.config.min_file_age_s
         try:
             targets = [explicit_file] if explicit_file is not None else self._sweep_targets()
             for number, path in enumerate(targets, start=1):
@@ -151,6 +164,11 @@ class Runner:
         except Exception as error:  # listing the folder: a file-level error is caught below
             log.exception("unexpected error during the run")
             self._unexpected_messages.append(f"unexpected error: {_describe(error)}")
+        if self._misplaced is not None and explicit_file is None:
+            try:
+                self._misplaced.save()
+            except OSError as error:
+                report.messages.append(f"warning: misplaced files not remembered: {error}")
         report.messages.extend(self._unexpected_messages)
         if self.config.progress and targets:
             print(file=self.progress_stream)
@@ -168,6 +186,7 @@ class Runner:
             status=STATUS_RETRY if stopped_by_settings else STATUS_SKIPPED,
             error_kind=KIND_CONFIGURATION if stopped_by_settings else None,
             notes=[f"not tried: the run stopped ({self._stopped_by})"],
+            skip_reason=None if stopped_by_settings else SKIP_NOT_TRIED,
         )
 
     def _sweep_targets(self) -> list[Path]:
@@ -186,6 +205,7 @@ class Runner:
                             f"modified {pending.age_s:.0f} s ago: may still be uploading "
                             f"(minimum age {self.config.min_file_age_s:g} s)"
                         ],
+                        skip_reason=SKIP_TOO_YOUNG,
                     )
                 )
                 continue
@@ -222,7 +242,9 @@ class Runner:
                 flush=True,
             )
         elif not self.config.dry_run:
-            log.info("%s %s (%d points)", result.status, result.file, result.points_written)
+            log.info(
+                "%s %s (%d points)", result.status, printable(result.file), result.points_written
+            )
 
     # -- one file -----------------------------------------------------------------------
     def process(self, path: Path) -> FileResult:
@@ -237,7 +259,10 @@ class Runner:
                     file=self._relative(path),
                     status=STATUS_SKIPPED,
                     notes=["no longer there: taken by another process"],
+                    skip_reason=SKIP_TAKEN,
                 )
+            elif error.code == "wrong_depth" and self._misplaced is not None:
+                result = self._misplaced_file(path, error)
             else:
                 result = self._contained(path, None, self._layout_error, path, error)
         except OSError as error:  # a name too long to stat, a folder that cannot be read...
@@ -257,6 +282,7 @@ class Runner:
                             file=location.relative,
                             status=STATUS_SKIPPED,
                             notes=["taken by another process (or already moved)"],
+                            skip_reason=SKIP_TAKEN,
                         )
         result.duration_s = time.monotonic() - started
         recorded = result.status in (STATUS_OK, STATUS_ERROR)
@@ -264,7 +290,7 @@ class Runner:
             try:
                 self._record_file(location, result)
             except Exception as error:  # the records are bookkeeping: never lose the file
-                log.exception("recording %s", result.file)
+                log.exception("recording %s", printable(result.file))
                 result.notes.append(f"warning: the ingestion records failed: {_describe(error)}")
         return result
 
@@ -279,9 +305,9 @@ class Runner:
             raise
         except Exception as error:
             if isinstance(error, OSError):  # the environment: the message says it all
-                log.warning("%s: %s", self._relative(path), _describe(error))
+                log.warning("%s: %s", printable(self._relative(path)), printable(_describe(error)))
             else:  # a bug: its traceback goes to the log
-                log.exception("unexpected error on %s", self._relative(path))
+                log.exception("unexpected error on %s", printable(self._relative(path)))
             result = self._unexpected(self._relative(path), error)
             self._set_aside(held or path, result)
             return result
@@ -305,6 +331,25 @@ class Runner:
         )
         self._set_aside(location.path, result)
         return result
+
+    def _misplaced_file(self, path: Path, error: LayoutError) -> FileResult:
+        """A file outside the layout: an error the first time a sweep meets it, then a
+        skipped file that points to that first report (it cannot be set aside: there is no
+        device folder for an error/ beside it)."""
+        assert self._misplaced is not None
+        reported = self._misplaced.reported_at(path)
+        if reported is None:
+            self._misplaced.remember(path, self.report.run_id)
+            return self._layout_error(path, error)
+        return FileResult(
+            file=self._relative(path),
+            status=STATUS_SKIPPED,
+            skip_reason=SKIP_REPORTED,
+            notes=[
+                f"misplaced, reported on {reported}: move it under "
+                "<company>/<campaign>/<device>/ to have it ingested"
+            ],
+        )
 
     def _layout_error(self, path: Path, error: LayoutError) -> FileResult:
         result = FileResult(
@@ -395,7 +440,7 @@ class Runner:
         check_done_folder(location.device_dir / PARSED_DIR)
         try:
             bucket = location.company
-            self.writer.ensure_bucket(bucket)
+            self.writer.ensure_company_bucket(bucket)
             sender = self.writer.file_writer(bucket)
             try:
                 with held.reader() as stream:
@@ -425,6 +470,7 @@ class Runner:
     def _changed(self, result: FileResult, why: str) -> FileResult:
         """A file replaced or grown during ingestion: left where it is for the next run."""
         result.status, result.error_kind, result.error = STATUS_SKIPPED, None, None
+        result.skip_reason = SKIP_CHANGED
         result.notes.append(f"{why}: left in place for the next run (writes are idempotent)")
         return result
 
@@ -451,7 +497,8 @@ class Runner:
     ) -> FileResult:
         if error.kind == DATA:
             result.status, result.error_kind = STATUS_ERROR, KIND_DATA
-            result.error = {"code": "rejected_by_influxdb", "line": None, "reason": str(error)}
+            code = error.code or "rejected_by_influxdb"  # partial_write, reserved_company_name...
+            result.error = {"code": code, "line": None, "reason": str(error)}
             self._set_aside(held or location.path, result)
             return result
         result.status = STATUS_RETRY
@@ -485,7 +532,9 @@ class Runner:
         try:
             moved = move_to_error(source, details)
         except Exception as error:
-            log.warning("%s: not moved to error/: %s", result.file, _describe(error))
+            log.warning(
+                "%s: not moved to error/: %s", printable(result.file), printable(_describe(error))
+            )
             result.error_kind = KIND_UNEXPECTED
             result.notes.append(
                 f"left in place: it could not be moved to error/ ({_describe(error)})"
