@@ -1248,10 +1248,15 @@ class GrafanaDouble:
     def _search(self, call: Call) -> tuple[int, Any]:
         query = (call.arg("query") or "").lower()
         kind = call.arg("type")
+        # ?tag= may repeat; a hit carries every tag asked for (pkg/api/search.go reads the
+        # "tag" list, the search service filters on all of them)
+        tags = set(call.query.get("tag") or [])
         hits = []
         for item in sorted(self.state.items.values(), key=lambda i: i.title.lower()):
             item_kind = "dash-folder" if item.is_folder else "dash-db"
             if item.org_id != call.org_id or (kind and kind != item_kind):
+                continue
+            if tags and not tags <= set(item.model.get("tags") or []):
                 continue
             if query not in item.title.lower() or not self._visible(call, item):
                 continue

@@ -123,20 +123,41 @@ def test_queries_use_only_tags_and_fields_of_the_data_contract(template):
         "campaign", "device_master_sn", "device_folder", "status", "points_written", "rows",
         "file", "first_ts", "last_ts",
     }  # fmt: skip
+    computed = {"step", "elapsed", "seconds", "interval"}  # columns the energy query adds
     for query in queries(template):
         used = set(re.findall(r"\br\.(\w+)", query)) - {"_measurement", "_value", "_time", "_field"}
+        used -= computed
         allowed = ingest_columns if "powerview_ingest" in query else electrical_tags
         assert used <= allowed, (used - allowed, query)
 
 
-def test_energy_is_the_integral_of_power_in_kwh(template):
+def test_energy_never_bridges_a_gap_and_days_are_local(template):
+    """Both energy panels share one per-pair computation (see tests/test_energy.py for its
+    numbers); the daily one windows it by local day of the dashboard's time zone."""
     panels = {p["title"]: p for p in template["panels"]}
+    range_query = panels["Energy per channel over the range"]["targets"][0]["query"]
+    daily_query = panels["Daily energy"]["targets"][0]["query"]
+    assert "integral(" not in range_query + daily_query
+    shared = range_query.split("energy\n  |> sum()")[0].split("pairs = ")[1]
+    assert shared and shared in daily_query
+    assert 'if r.seconds <= 3.0 * r.interval then' in shared
+    assert 'location: timezone.location(name: "${timezone}")' in daily_query
+    assert 'timeSrc: "_start"' in daily_query
     for title in ("Energy per channel over the range", "Daily energy"):
-        query = panels[title]["targets"][0]["query"]
-        assert "integral(unit: 1h" in query and "/ 1000.0" in query
-        assert 'r.channel_unit == "W"' in query
         assert panels[title]["fieldConfig"]["defaults"]["unit"] == "kwatth"
-    assert "every: 1d" in panels["Daily energy"]["targets"][0]["query"]
+
+
+def test_time_zone_and_channel_names_are_set_per_dashboard(template):
+    dashboard = render(
+        template, campaign="camp1", timezone="America/New_York",
+        channel_names={"M1_Ch1": 'Chauffe-eau "A" ${x}'},
+    )  # fmt: skip
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert dashboard["timezone"] == "America/New_York"
+    assert variables["timezone"]["query"] == "America/New_York"
+    assert variables["channel_names"]["query"] == '["M1_Ch1": "Chauffe-eau \\"A\\" \\${x}"]'
+    assert variables["channel_names"]["hide"] == 2
+    assert render(template)["templating"]["list"][2]["query"] == "[:]"
 
 
 def test_statistics_table_has_last_min_max_and_mean(template):

@@ -1,0 +1,346 @@
+"""update_grafana_dashboards.yml through the real ansible-playbook against the Grafana double.
+
+An admin designs a master dashboard in Grafana's main organization (here: the bundled
+template imported there, pointed at a demo data source, plus a new panel), sets
+GRAFANA_MASTER_DASHBOARD_UID, and runs the playbook once: every company's dashboards are made
+from it, each pointing at its own data source only. Channel names come from the campaign's
+channels.csv in the data folder, as the upload hook leaves it.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.doubles.grafana import GrafanaDouble
+from tests.doubles.grafana_fixtures import grafana_environment, load_grafana_contract
+from tests.doubles.influxdb import InfluxDBDouble
+from tests.grafana.conftest import AUTOMATION, PROJECT_ROOT, api
+
+ANSIBLE_PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
+CREATE = AUTOMATION / "playbooks" / "create_grafana_resources.yml"
+UPDATE = AUTOMATION / "playbooks" / "update_grafana_dashboards.yml"
+TEMPLATE = AUTOMATION / "templates" / "electrical.json"
+LOGGER_FILE = PROJECT_ROOT / "examples" / "data" / "acme" / "base" / "02001283"
+MASTER_UID = "powerview-master"
+BUILTIN = {"-- Grafana --", "grafana", "-- Mixed --", "-- Dashboard --"}
+COMPANIES = {"acme": "camp1", "beta": "b1"}
+
+
+@dataclass
+class Run:
+    returncode: int
+    output: str
+    recap: dict[str, int]
+
+    @property
+    def changed_dashboards(self) -> list[str]:
+        """Uids of the dashboards the loop saved (the recap counts the loop task once)."""
+        return re.findall(r"changed: \[localhost\] => \(item=([\w-]+)\)", self.output)
+
+
+@dataclass
+class Stack:
+    grafana: GrafanaDouble
+    influxdb: InfluxDBDouble
+    home: Path
+    data: Path
+    env: dict[str, str]
+
+    def run(self, playbook: Path, *args: str, names: dict | None = None, **env: str) -> Run:
+        command = [str(ANSIBLE_PLAYBOOK), str(playbook), *args]
+        if names is not None:
+            vars_file = self.home / "vars.json"
+            vars_file.write_text(json.dumps(names), encoding="utf-8")
+            command += ["--extra-vars", f"@{vars_file}"]
+        completed = subprocess.run(
+            command,
+            cwd=self.home,
+            env={**self.env, **env},
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        output = completed.stdout + completed.stderr
+        recap = re.search(r"localhost\s*:\s*(.*)", output.split("PLAY RECAP")[-1])
+        counts = dict(re.findall(r"(\w+)=(\d+)", recap.group(1))) if recap else {}
+        return Run(completed.returncode, output, {k: int(v) for k, v in counts.items()})
+
+    def update(self, *args: str, names: dict | None = None, **env: str) -> Run:
+        return self.run(
+            UPDATE, *args, names=names, **{"GRAFANA_MASTER_DASHBOARD_UID": MASTER_UID, **env}
+        )
+
+    def org_id(self, company: str) -> int:
+        return self.grafana.state.org_by_name(company).id
+
+    def dashboard(self, company: str, uid: str) -> dict[str, Any]:
+        status, body = api(
+            self.grafana, "GET", f"/api/dashboards/uid/{uid}", org=self.org_id(company)
+        )
+        assert status == 200, body
+        return body["dashboard"]
+
+    def campaign_dashboard(self, company: str) -> dict[str, Any]:
+        return self.dashboard(company, f"powerview_{company}_{COMPANIES[company]}")
+
+    def save_master(self, master: dict[str, Any]) -> None:
+        status, body = api(
+            self.grafana, "POST", "/api/dashboards/db",
+            {"dashboard": master, "overwrite": True}, org=1,
+        )  # fmt: skip
+        assert status == 200, body
+
+
+def ok(run: Run) -> Run:
+    assert run.returncode == 0 and run.recap.get("failed") == 0, run.output
+    return run
+
+
+def master_dashboard(extra_panel_title: str = "Peak power") -> dict[str, Any]:
+    """What an admin saves after importing the template into the main organization (data
+    source: a demo one) and adding a panel."""
+    exported = json.loads(TEMPLATE.read_text(encoding="utf-8"))
+    text = json.dumps(exported).replace("${DS_POWERVIEW}", "demo-influx")
+    master = json.loads(text)
+    for key in ("__inputs", "__requires"):
+        master.pop(key)
+    master.update(uid=MASTER_UID, title="PowerView master", id=None)
+    for variable in master["templating"]["list"]:
+        if variable["name"] == "campaign":  # the admin's selection while designing
+            variable["current"] = {"selected": True, "text": "demo", "value": "demo"}
+    master["panels"].append(
+        {
+            "id": 40,
+            "type": "stat",
+            "title": extra_panel_title,
+            "gridPos": {"h": 4, "w": 6, "x": 0, "y": 40},
+            "datasource": {"type": "influxdb", "uid": "demo-influx"},
+            "targets": [
+                {
+                    "refId": "A",
+                    "datasource": {"type": "influxdb", "uid": "demo-influx"},
+                    "query": 'from(bucket: "${bucket}")\n  |> range(start: v.timeRangeStart, '
+                    "stop: v.timeRangeStop)\n  |> filter(fn: (r) => r._measurement == "
+                    '"electrical" and r.campaign == "${campaign}" and r.channel_unit == "W")\n'
+                    "  |> max()",
+                }
+            ],
+        }
+    )
+    return master
+
+
+def references(dashboard: dict[str, Any]) -> list[Any]:
+    found = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "datasource":
+                    found.append(value)
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(dashboard)
+    return found
+
+
+def variable(dashboard: dict[str, Any], name: str) -> dict[str, Any]:
+    return {v["name"]: v for v in dashboard["templating"]["list"]}[name]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory):
+    home = tmp_path_factory.mktemp("home")
+    data = home / "data"
+    for company, campaign in COMPANIES.items():
+        device = data / company / campaign / "02001283"
+        device.mkdir(parents=True)
+        shutil.copy(LOGGER_FILE / "T302_251025_031739.tsv", device)
+    grafana = GrafanaDouble(contract=load_grafana_contract()).start()
+    influxdb = InfluxDBDouble().start()
+    env = grafana_environment(grafana)
+    env.update(
+        INFLUXDB_HOST=influxdb.url,
+        INFLUXDB_ORG=influxdb.org,
+        INFLUXDB_ADMIN_TOKEN=influxdb.admin_token,
+        POWERVIEW_DATA_DIR=str(data),
+        HOME=str(home),
+        ANSIBLE_CONFIG=str(AUTOMATION / "ansible.cfg"),
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_LOCAL_TEMP=str(home / "ansible-tmp"),
+    )
+    env.pop("INFLUXDB_URL", None)
+    env.pop("GRAFANA_MASTER_DASHBOARD_UID", None)
+    stack = Stack(grafana, influxdb, home, data, env)
+    for company, campaign in COMPANIES.items():
+        ok(stack.run(CREATE, names={"company_name": company, "campaign_name": campaign}))
+    status, body = api(
+        grafana, "POST", "/api/datasources",
+        {"name": "demo", "type": "influxdb", "uid": "demo-influx", "access": "proxy",
+         "url": influxdb.url, "jsonData": {"version": "Flux", "defaultBucket": "demo"}},
+        org=1,
+    )  # fmt: skip
+    assert status == 200, body
+    stack.save_master(master_dashboard())
+    yield stack
+    problems = list(grafana.contract_problems)
+    grafana.stop()
+    influxdb.stop()
+    assert not problems, "requests outside Grafana's API description:\n" + "\n".join(problems)
+
+
+@pytest.fixture(scope="module")
+def rolled_out(stack: Stack) -> dict[str, Run]:
+    first = ok(stack.update("--diff"))
+    second = ok(stack.update())
+    return {"first": first, "second": second}
+
+
+def test_a_new_master_panel_reaches_every_company_in_one_run(stack, rolled_out):
+    assert rolled_out["first"].changed_dashboards == [
+        "powerview_acme",
+        "powerview_acme_camp1",
+        "powerview_beta",
+        "powerview_beta_b1",
+    ]
+    for company, campaign_name in COMPANIES.items():
+        for dashboard in (
+            stack.campaign_dashboard(company),
+            stack.dashboard(company, f"powerview_{company}"),
+        ):
+            titles = [panel["title"] for panel in dashboard["panels"]]
+            assert "Peak power" in titles
+            datasource = {"type": "influxdb", "uid": f"influxdb_{company}"}
+            for reference in references(dashboard):
+                assert reference == datasource or reference.get("uid") in BUILTIN, reference
+            assert variable(dashboard, "bucket")["query"] == company
+        campaign = variable(stack.campaign_dashboard(company), "campaign")
+        assert (campaign["type"], campaign["query"]) == ("constant", campaign_name)
+        overview_campaign = variable(stack.dashboard(company, f"powerview_{company}"), "campaign")
+        assert overview_campaign["current"] == {}  # the admin's selection is not carried over
+
+
+def test_a_second_run_changes_nothing(rolled_out):
+    assert rolled_out["second"].recap["changed"] == 0
+
+
+def test_check_and_diff_say_what_would_change_and_change_nothing(stack, rolled_out):
+    stack.save_master(master_dashboard("Peak power per day"))
+    before = stack.grafana.snapshot()
+    run = ok(stack.update("--check", "--diff"))
+    assert len(run.changed_dashboards) == 4
+    assert "Peak power per day" in run.output
+    assert stack.grafana.snapshot() == before
+    assert len(ok(stack.update()).changed_dashboards) == 4
+    assert ok(stack.update()).recap["changed"] == 0
+
+
+def test_one_company_alone(stack, rolled_out):
+    stack.save_master(master_dashboard("Only acme sees this yet"))
+    run = ok(stack.update("-e", "company_name=acme"))
+    assert run.changed_dashboards == ["powerview_acme", "powerview_acme_camp1"]
+    assert "Only acme sees this yet" in json.dumps(stack.campaign_dashboard("acme"))
+    assert "Only acme sees this yet" not in json.dumps(stack.campaign_dashboard("beta"))
+    ok(stack.update())
+
+
+def test_a_run_interrupted_half_way_converges(stack, rolled_out):
+    stack.save_master(master_dashboard("After the outage"))
+    stack.grafana.fail_next("POST", "/api/dashboards/db", 500)
+    failed = stack.update()
+    assert failed.returncode != 0 and "HTTP 500" in failed.output
+    assert ok(stack.update()).changed_dashboards
+    assert ok(stack.update()).recap["changed"] == 0
+    for company in COMPANIES:
+        assert "After the outage" in json.dumps(stack.campaign_dashboard(company))
+
+
+def test_channel_names_from_channels_csv_reach_the_campaign_dashboard(stack, rolled_out):
+    csv_file = stack.data / "acme" / "camp1" / "channels.csv"
+    csv_file.write_text(
+        "channel_id,name,description\nM02001283_Ch1,Chauffe-eau,ballon 300 l\n"
+        'M02001283_Ch2,"Atelier ""nord""",\n',
+        encoding="utf-8",
+    )
+    hook_vars = {"company_name": "acme", "campaign_name": "camp1"}
+    run = ok(stack.update(names=hook_vars))
+    assert run.changed_dashboards == ["powerview_acme_camp1"]
+    names = variable(stack.campaign_dashboard("acme"), "channel_names")["query"]
+    assert names == '["M02001283_Ch1": "Chauffe-eau", "M02001283_Ch2": "Atelier \\"nord\\""]'
+    assert "Chauffe-eau" not in json.dumps(stack.campaign_dashboard("beta"))
+    assert ok(stack.update(names=hook_vars)).recap["changed"] == 0
+
+    csv_file.write_text(
+        "channel_id,name\nM02001283_Ch1,Chauffe-eau\nM09999999_Ch7,Nowhere\n", encoding="utf-8"
+    )
+    before = stack.grafana.snapshot()
+    refused = stack.update(names=hook_vars)
+    assert refused.returncode != 0
+    assert "acme/camp1/channels.csv:3: unknown channel_id 'M09999999_Ch7'" in refused.output
+    assert stack.grafana.snapshot() == before
+
+    csv_file.write_bytes("channel_id,name\nM02001283_Ch1,Chauffe-eau\xe9\n".encode("latin-1"))
+    refused = stack.update(names=hook_vars)
+    assert refused.returncode != 0 and "channels.csv:2: not UTF-8" in refused.output
+    assert stack.grafana.snapshot() == before
+
+    csv_file.unlink()
+    assert ok(stack.update(names=hook_vars)).changed_dashboards == ["powerview_acme_camp1"]
+    assert variable(stack.campaign_dashboard("acme"), "channel_names")["query"] == "[:]"
+
+
+@pytest.mark.parametrize(
+    ("spoil", "message"),
+    [
+        (lambda m: m["panels"][-1].update(datasource={"type": "prometheus", "uid": "p"}),
+         "data source of type 'prometheus'"),
+        (lambda m: [p.update(datasource={"type": "grafana", "uid": "grafana"}) or
+                    [t.pop("datasource") for t in p.get("targets", [])] for p in m["panels"]]
+         and m["templating"]["list"].clear(), "reads no InfluxDB data source"),
+        (lambda m: m["panels"][-1]["targets"][0].update(query='from(bucket: "demo")'),
+         'reads bucket "demo" by name'),
+    ],
+)  # fmt: skip
+def test_an_unusable_master_is_a_clear_error_and_changes_nothing(stack, rolled_out, spoil, message):
+    master = master_dashboard()
+    spoil(master)
+    stack.save_master(master)
+    before = stack.grafana.snapshot()
+    run = stack.update()
+    assert run.returncode != 0 and message in run.output, run.output
+    assert "Traceback" not in run.output
+    assert stack.grafana.snapshot() == before
+    stack.save_master(master_dashboard())
+
+
+def test_a_missing_master_is_a_clear_error(stack, rolled_out):
+    before = stack.grafana.snapshot()
+    run = stack.update(GRAFANA_MASTER_DASHBOARD_UID="no-such-master")
+    assert (
+        run.returncode != 0
+        and "master dashboard no-such-master (organization 1) not found" in run.output
+    )
+    assert stack.grafana.snapshot() == before
+
+
+def test_without_a_master_the_template_is_used(stack, rolled_out):
+    run = ok(stack.run(UPDATE, "-e", "company_name=beta"))
+    assert run.changed_dashboards == ["powerview_beta", "powerview_beta_b1"]
+    dashboard = stack.campaign_dashboard("beta")
+    assert "Peak power" not in [panel["title"] for panel in dashboard["panels"]]
+    assert copy.deepcopy(dashboard)["timezone"] == "Europe/Paris"
+    ok(stack.update())
