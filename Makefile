@@ -27,11 +27,17 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: lint
+# The Flux checker of tests/flux (InfluxData's compiler as WebAssembly), pinned by its lockfile.
+FLUX_CHECKER := tests/flux/node_modules/.package-lock.json
+
+$(FLUX_CHECKER): tests/flux/package.json tests/flux/package-lock.json
+	npm ci --prefix tests/flux --no-audit --no-fund
+
+test: lint $(FLUX_CHECKER)
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_engine.py
 
 clean:
-	rm -rf $(VENV) demo .pytest_cache .ruff_cache
+	rm -rf $(VENV) demo .pytest_cache .ruff_cache tests/flux/node_modules
