@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tests.conftest import PROJECT_ROOT
+from tests.reference import reference_points
 
 TEMPLATE = PROJECT_ROOT / "grafana-automation" / "templates" / "electrical.json"
 GAP_FACTOR = 3.0
@@ -236,3 +237,22 @@ def test_the_model_is_the_pipeline_the_template_runs():
     assert "energy\n  |> sum()" in total
     assert re.search(r'aggregateWindow\(\s*every: 1d,\s*fn: sum,\s*location: timezone\.location'
                      r'\(name: "\$\{timezone\}"\),\s*timeSrc: "_start",', daily)  # fmt: skip
+
+
+def test_the_bundled_samples_across_a_hole_of_eleven_days():
+    """The two V003 files of dominique/v003 are 11 days apart: integral() would put some
+    60 kWh on channel Ch2 across the hole; the dashboards count only what was measured."""
+    device = PROJECT_ROOT / "examples" / "data" / "dominique" / "v003" / "02000800"
+    series: Series = {}
+    for path in sorted(device.glob("*.tsv")):
+        for point in reference_points(path, "v003", now=2e9):
+            if point._tags.get("channel_unit") == "W":
+                (value,) = point._fields.values()
+                series.setdefault(point._tags["channel_id"], []).append((point._time, value))
+    rows = sorted(series["M02000800_Ch2"])
+    assert max(b[0] - a[0] for a, b in itertools.pairwise(rows)) > 10 * 86400
+    energy = flux_range_energy(series, 0, 2**40)
+    for channel, readings in series.items():
+        assert energy.get(channel, 0.0) == pytest.approx(reference_energy(readings, PARIS)[0])
+    bridged = sum((b[0] - a[0]) * (a[1] + b[1]) / 2 for a, b in itertools.pairwise(rows)) / 3.6e6
+    assert bridged > 50 and energy["M02000800_Ch2"] < 1
