@@ -9,9 +9,15 @@ import re
 import pytest
 from ansible.module_utils.powerview_dashboards import (
     DATASOURCE_INPUT,
+    MasterError,
+    all_queries,
+    datasource_references,
+    flux_dict,
     iter_panels,
     load_template,
+    parse_channel_names,
     render_dashboard,
+    template_from_master,
     validate_dashboard,
 )
 
@@ -140,7 +146,7 @@ def test_energy_never_bridges_a_gap_and_days_are_local(template):
     assert "integral(" not in range_query + daily_query
     shared = range_query.split("energy\n  |> sum()")[0].split("pairs = ")[1]
     assert shared and shared in daily_query
-    assert 'if r.seconds <= 3.0 * r.interval then' in shared
+    assert "if r.seconds <= 3.0 * r.interval then" in shared
     assert 'location: timezone.location(name: "${timezone}")' in daily_query
     assert 'timeSrc: "_start"' in daily_query
     for title in ("Energy per channel over the range", "Daily energy"):
@@ -195,3 +201,120 @@ def test_rendering_gives_ids_to_panels_without_one(template):
         panel.pop("id")
     dashboard = render(copy)
     assert sorted(p["id"] for p in dashboard["panels"]) == list(range(1, len(copy["panels"]) + 1))
+
+
+# ---- a master designed in Grafana
+
+
+def grafana_saved(template, uid="demo-ds", kind="influxdb"):
+    """The template as Grafana stores it once imported with a data source of the main org."""
+    saved = json.loads(json.dumps(template).replace(DATASOURCE_INPUT, uid))
+    for key in ("__inputs", "__requires"):
+        saved.pop(key)
+    saved.update(id=7, uid="master", version=12)
+    if kind != "influxdb":
+        saved["panels"][0]["datasource"]["type"] = kind
+    return saved
+
+
+def test_a_master_becomes_the_template_form(template):
+    master = grafana_saved(template)
+    master["templating"]["list"][3]["current"] = {"text": "demo", "value": "demo"}
+    master["panels"][0]["datasource"] = None  # "default data source" in Grafana's UI
+    converted = template_from_master(master, "master")
+    rendered = render(converted, campaign="camp1")
+    assert validate_dashboard(rendered) == []
+    for where, reference in datasource_references(rendered):
+        if reference.get("uid") not in ("-- Grafana --",):
+            assert reference == {"type": "influxdb", "uid": "influxdb_acme"}, where
+    campaign = {v["name"]: v for v in converted["templating"]["list"]}["campaign"]
+    assert campaign["current"] == {} and campaign["options"] == []
+    assert "id" not in converted and "version" not in converted
+    assert all_queries(converted) == all_queries(template)
+
+
+def test_an_exported_master_with_inputs_is_accepted(template):
+    exported = json.loads(json.dumps(template).replace("DS_POWERVIEW", "DS_INFLUXDB"))
+    converted = template_from_master(exported, "export")
+    assert "${DS_INFLUXDB}" not in json.dumps(converted)
+    assert validate_dashboard(render(converted)) == []
+
+
+@pytest.mark.parametrize(
+    ("spoil", "message"),
+    [
+        (lambda m: m["panels"][0]["datasource"].update(type="prometheus"), "of type 'prometheus'"),
+        (lambda m: m["panels"][0].update(datasource="InfluxDB"), "referenced by name"),
+        (lambda m: m["panels"][0].update(libraryPanel={"uid": "x"}), "library panel"),
+        (lambda m: m["templating"]["list"].append({"type": "datasource", "name": "ds"}),
+         "data source variable"),
+        (lambda m: m["panels"][0]["datasource"].update(uid="${ds}"), "variable ${ds}"),
+        (lambda m: m["templating"]["list"].pop(0), "lacks the variable(s) bucket"),
+        (lambda m: m["panels"][1]["targets"][0].update(query='from(bucket: "demo")'),
+         'reads bucket "demo" by name'),
+        (lambda m: m.pop("panels"), "is not a dashboard"),
+    ],
+)  # fmt: skip
+def test_an_unusable_master_is_refused_with_the_reason(template, spoil, message):
+    master = grafana_saved(template)
+    spoil(master)
+    with pytest.raises(MasterError, match=re.escape(message)):
+        template_from_master(master, "master")
+
+
+def test_a_master_without_any_influxdb_reference_is_refused(template):
+    master = {"title": "t", "panels": [{"id": 1, "type": "text", "gridPos": {}}]}
+    with pytest.raises(MasterError, match="reads no InfluxDB data source"):
+        template_from_master(master, "master")
+
+
+# ---- channels.csv
+
+
+KNOWN = {"M02001283_Ch1", "M02001283_Ch2", "M02001283_U1"}
+
+
+def test_channels_csv_gives_names_and_ignores_the_description():
+    raw = (
+        "\ufeffchannel_id,name,description\r\nM02001283_Ch1,Chauffe-eau,300 l\r\n\r\n"
+        'M02001283_U1," Phase 1 ",\r\n'
+    ).encode()
+    assert parse_channel_names(raw, "c.csv", KNOWN) == (
+        {"M02001283_Ch1": "Chauffe-eau", "M02001283_U1": "Phase 1"},
+        [],
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("channel_id;name\nM02001283_Ch1;x\n", "c.csv:1: header must be channel_id,name"),
+        ("id,name\n", "c.csv:1: header must be"),
+        ("channel_id,name,colour\n", "c.csv:1: header must be"),
+        ("channel_id,name\nM02001283_Ch1,a\nM9_Ch1,b\n", "c.csv:3: unknown channel_id 'M9_Ch1'"),
+        ("channel_id,name\nM02001283_Ch1,a\nM02001283_Ch1,b\n", "c.csv:3: channel_id "
+         "M02001283_Ch1 is already named on line 2"),
+        ("channel_id,name\nM02001283_Ch1\n", "c.csv:2: 1 columns, the header has 2"),
+        ("channel_id,name\nM02001283_Ch1,\n", "c.csv:2: name is empty"),
+        ("channel_id,name\nM02001283_Ch1," + "x" * 65 + "\n", "c.csv:2: name must be 1 to 64"),
+    ],
+)  # fmt: skip
+def test_a_bad_channels_csv_names_the_line_and_gives_no_name(text, problem):
+    names, problems = parse_channel_names(text.encode(), "c.csv", KNOWN)
+    assert names == {}
+    assert any(p.startswith(problem) for p in problems), problems
+
+
+def test_a_channels_csv_that_is_not_utf8_names_the_line():
+    raw = "channel_id,name\nM02001283_Ch1,Chauffe-eau\nM02001283_Ch2,Séchoir\n".encode("cp1252")
+    assert parse_channel_names(raw, "c.csv", KNOWN) == (
+        {},
+        ["c.csv:3: not UTF-8 (byte 0xe9): save it as UTF-8"],
+    )
+
+
+def test_flux_literals_escape_what_flux_would_interpret():
+    assert flux_dict({}) == "[:]"
+    assert flux_dict({"b": 'say "hi"', "a": "C:\\ ${x}"}) == (
+        '["a": "C:\\\\ \\${x}", "b": "say \\"hi\\""]'
+    )
