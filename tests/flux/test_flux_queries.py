@@ -3,12 +3,16 @@ parser and semantic (type) check, run by ``check_flux.mjs`` with the WebAssembly
 flux-lsp (``@influxdata/flux-lsp-browser``, pinned in ``package.json``; ``make test`` installs
 it with ``npm ci --prefix tests/flux``).
 
-What the check covers, as the package exposes it: ``parse`` (the parser's errors, with their
-messages) and ``Flux.is_valid()``, which runs the semantic analysis: unknown identifiers and
-functions, missing imports, argument names and types of the standard library's functions,
-operator types. It answers true or false only. It does not know the columns or types of the
-data (``r._value + "a"`` passes: a record's fields are inferred from use), and Grafana's
-variables must be replaced by sample values first, as Grafana does before sending a query.
+What the package exposes, and so what the check covers (read in its
+``flux-lsp-browser.d.ts``): ``parse`` (the syntax errors, with their messages),
+``Flux.is_valid()`` (the semantic analysis, true or false only) and ``Lsp``, the language
+server, whose diagnostics give the semantic errors with messages and positions. The semantic
+analysis knows the standard library (``timezone``, ``join``, ``dict``...): it catches unknown
+identifiers and functions, missing imports, unknown or missing arguments, argument and
+operator types. It does not know the data: a record's columns and their types are inferred
+from use (``r._value + "a"`` passes), and bucket or tag names are strings like any other.
+Grafana's variables are replaced by sample values first, as Grafana does before sending a
+query.
 """
 
 from __future__ import annotations
@@ -135,19 +139,25 @@ def test_every_dashboard_query_passes_the_flux_compiler():
 
 
 @pytest.mark.parametrize(
-    ("query", "parses"),
+    ("query", "parses", "message"),
     [
-        ('from(bucket: "acme") |> range(start: -1h', False),  # syntax: a parenthesis missing
-        ('from(bucket: "acme") |> rnge(start: -1h)', True),  # unknown function
-        ('from(bucket: "acme") |> range(start: -1h) |> integral(unit: "1h")', True),  # type
+        ('from(bucket: "acme") |> range(start: -1h', False, "expected RPAREN, got EOF"),
+        ('from(bucket: "acme") |> rnge(start: -1h)', True, "undefined identifier rnge"),
+        ('from(bucket: "acme") |> range(start: -1h) |> integral(unit: "1h")', True,
+         "expected duration but found string (argument unit)"),
         ('from(bucket: "acme") |> range(start: -1h)\n  |> aggregateWindow(every: 1d, fn: sum, '
-         'location: timezone.location(name: "Europe/Paris"))', True),  # import missing
+         'location: timezone.location(name: "Europe/Paris"))', True,
+         "undefined identifier timezone"),
+        ('names = [:]\nfrom(bucket: "acme") |> range(start: -1h)\n  |> map(fn: (r) => ({r with '
+         "n: dict.get(dict: names, key: r.channel_id, default: 0)}))", True,
+         "undefined identifier dict"),
     ],
 )  # fmt: skip
-def test_a_wrong_query_fails_the_check(query, parses):
+def test_a_wrong_query_fails_the_check(query, parses, message):
     [result] = check([("wrong", query)])
     assert result["parses"] is parses
     assert result["valid"] is False
+    assert any(message in error for error in result["errors"]), result["errors"]
 
 
 def test_the_checker_accepts_the_constructs_the_dashboards_rely_on():
