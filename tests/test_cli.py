@@ -12,6 +12,7 @@ from pathlib import Path
 from tests.conftest import EXPECTED, PROJECT_ROOT
 from tests.lp import parse_lines
 from tests.test_ingest import COMPANY1, EMPTY, V003, copy_samples, files_under
+from tests.unprivileged import bound_by_permissions
 
 PARSER = PROJECT_ROOT / "tsv_parser.py"
 # No InfluxDB settings at all: a dry run must not need (or try) a connection.
@@ -129,3 +130,108 @@ def test_help_shows_examples_and_exit_codes():
     assert result.returncode == 0
     assert "examples:" in text and "exit codes:" in text and "--dataFolder" in text
     assert "--data-folder" in text and "--tsv-file" in text
+
+
+# -- operator frictions (issue 9) -------------------------------------------------------------
+
+
+def test_reject_with_dry_run_moves_nothing(tmp_path):
+    data = copy_samples(tmp_path / "data", V003)
+    before = files_under(data)
+    result = parser(
+        "--dataFolder", str(data), "--tsvFile", str(data / V003), "--dry-run",
+        "--reject", "upload failed (SFTPGo status 2)",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert files_under(data) == before
+    assert b"dry run: would be set aside in error/, not moved" in result.stderr
+
+
+def test_lp_out_to_a_closed_pipe_stops_quietly(tmp_path):
+    """``--lp-out - | head -n 1``: the reader goes away after one line."""
+    data = copy_samples(tmp_path / "data")
+    command = [sys.executable, str(PARSER), "--dataFolder", str(data), "--dry-run"]
+    process = subprocess.Popen(
+        [*command, "--min-age", "0", "--lp-out", "-"],
+        env=OFFLINE_ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout.readline().startswith(b"# bucket: ")
+    process.stdout.close()  # what head does once it has its lines
+    stderr = process.stderr.read()
+    assert process.wait(timeout=120) in (0, 1)  # the files read so far decide, as usual
+    assert b"Traceback" not in stderr and b"BrokenPipeError" not in stderr, stderr
+    assert b"closed it: the dry run stopped there" in stderr
+
+
+def test_lp_out_names_the_bucket_of_each_files_points(tmp_path):
+    data = copy_samples(tmp_path / "data", COMPANY1, V003)
+    out = tmp_path / "points.lp"
+    result = parser("--dataFolder", str(data), "--dry-run", "--min-age", "0", "--lp-out", str(out))
+    assert result.returncode == 0, result.stderr
+    bucket, blocks = None, Counter()
+    for line in out.read_text().splitlines():
+        if line.startswith("# bucket: "):
+            bucket = line.split()[2]
+            continue
+        blocks[bucket] += len(parse_lines(line))
+    written = {
+        entry["file"].split("/")[0]: entry["summary"]["values_written"]
+        for entry in json.loads(result.stdout)["files"]
+    }
+    assert blocks == written and written["dominique"] == 72
+
+
+def test_a_negative_minimum_age_is_refused():
+    result = parser("--dataFolder", "/nonexistent", "--dry-run", "--min-age", "-5")
+    assert result.returncode == 2
+    assert b"--min-age: '-5' is not a number of seconds, 0 or more" in result.stderr
+
+
+def test_an_unreadable_settings_file_is_a_settings_error(tmp_path):
+    env_file = tmp_path / "powerview.env"
+    env_file.write_text("INFLUXDB_ORG=powerview\n")
+    env_file.chmod(0)
+    data = copy_samples(tmp_path / "data", V003)
+    result = subprocess.run(
+        bound_by_permissions([sys.executable, str(PARSER), "--dataFolder", str(data)]),
+        env={**OFFLINE_ENV, "POWERVIEW_ENV_FILE": str(env_file)},
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert f"cannot read the settings file {env_file}: Permission denied".encode() in result.stderr
+    assert b"Traceback" not in result.stderr
+    assert (data / V003).exists()
+
+
+def test_a_report_folder_that_cannot_be_written_stops_the_run_before_any_file(tmp_path):
+    data = copy_samples(tmp_path / "data", V003)
+    reports = tmp_path / "reports"
+    reports.write_text("a file where the folder should be")
+    env = {
+        **OFFLINE_ENV,
+        "INFLUXDB_HOST": "http://127.0.0.1:9",  # never reached: the check comes first
+        "INFLUXDB_ORG": "powerview",
+        "INFLUXDB_ADMIN_TOKEN": "token",
+        "TSV_REPORT_DIR": str(reports),
+    }
+    result = parser("--dataFolder", str(data), "--min-age", "0", env=env)
+    assert result.returncode == 2
+    assert b"run reports cannot be written in" in result.stderr
+    assert (data / V003).exists() and files_under(data) == [V003]
+
+
+def test_an_error_that_escapes_the_run_is_exit_code_5(tmp_path, monkeypatch, capsys):
+    import tsv_parser
+
+    def broken(self, explicit_file=None):
+        raise RuntimeError("a bug outside any file")
+
+    monkeypatch.setattr("core.runner.Runner.run", broken)
+    monkeypatch.setenv("POWERVIEW_ENV_FILE", os.devnull)
+    data = copy_samples(tmp_path / "data", V003)
+    assert tsv_parser.main(["--dataFolder", str(data), "--dry-run"]) == 5
+    assert "RuntimeError: a bug outside any file" in capsys.readouterr().err

@@ -220,6 +220,8 @@ class _Idle:
     def ensure_bucket(self, name: str) -> str:
         return name
 
+    ensure_company_bucket = ensure_bucket
+
     def file_writer(self, bucket: str) -> _Idle:
         return self
 
@@ -390,3 +392,29 @@ def test_the_sidecar_of_a_very_long_name_fits(tmp_path):
     assert len(first.name.encode()) <= 255 and first.name.endswith(".error.json")
     assert first.name.startswith("A" * 200) and first != second
     assert sidecar_path(tmp_path / "short.tsv").name == "short.tsv.error.json"
+
+
+def test_a_misplaced_file_is_reported_once_then_remembered(tmp_path, writer):
+    """``acme/base/x.tsv`` has no device folder, so no error/ to go to: the first sweep
+    reports it (exit 1), later sweeps skip it pointing to that report (exit 0) instead of
+    reporting it every five minutes for ever; a new file under that name is reported again."""
+    data, reports = tmp_path / "data", tmp_path / "reports"
+    stray = put(data, "acme/base/x.tsv", GOOD_T302)
+
+    def sweep():
+        config = RunConfig(data, dry_run=False, min_file_age_s=0, state_dir=reports)
+        return Runner(config, writer).run()
+
+    first = sweep()
+    assert [(e.status, e.error["code"]) for e in first.files] == [("error", "wrong_depth")]
+    assert first.exit_code == 1
+    second = sweep()
+    (entry,) = second.files
+    assert (entry.status, entry.skip_reason, second.exit_code) == ("skipped", "reported_before", 0)
+    assert "misplaced, reported on" in entry.notes[0]
+    stray.unlink()
+    put(data, "acme/base/x.tsv", GOOD_T302 + b"\n")  # another upload under the same name
+    assert [e.status for e in sweep().files] == ["error"]
+    stray.unlink()
+    assert sweep().files == []
+    assert json.loads((reports / "misplaced-files.json").read_text()) == {}

@@ -394,3 +394,72 @@ def test_problems_never_reach_the_line_protocol(tmp_path):
         assert math.isfinite(float(field.split("=", 1)[1]))
         assert stamp.isdigit()
     assert mv2.summary.values_written == 4
+
+
+# -- hostile input: a clear error, never a crash, bounded memory (issue 9) -------------------
+
+
+def test_a_label_whose_last_word_is_a_number_has_no_unit(tmp_path):
+    """``Ph 1`` would read as channel ``Ph`` with unit ``1``: the master would turn mono and
+    every later channel id would shift. The README says such a file is refused."""
+    content = f"{SERIALS}\nMV_T302_V002\tPh 1\tVoie1 W\n01/01/26 00:00:00\t230.1\t5.0\n"
+    error = refused(tmp_path, content)
+    assert (error.code, error.line) == ("bad_label", 2)
+    assert "'Ph 1' is not '<channel name> <unit>'" in error.reason
+
+
+def test_v003_json_nested_too_deeply(tmp_path):
+    deep = "[" * 100_000 + "]" * 100_000
+    content = v003("01/01/26 00:00:00\t230.1\t5.0\n").replace(json.dumps(V003_JSON), deep)
+    error = refused(tmp_path, content)
+    assert (error.code, error.line) == ("invalid_json", 2)
+    assert "nested too deeply" in error.reason
+
+
+def test_v003_json_with_a_number_of_thousands_of_digits(tmp_path):
+    content = v003("01/01/26 00:00:00\t230.1\t5.0\n", metadata={"x": 0}).replace(
+        '{"x": 0}', '{"FileVersion": ' + "9" * 5000 + "}"
+    )
+    error = refused(tmp_path, content)
+    assert (error.code, error.line) == ("invalid_json", 2)
+    assert "digits" in error.reason
+
+
+def test_a_v003_header_without_end_header_is_bounded(tmp_path):
+    lines = "".join(f'"key{number}": {number},\n' for number in range(60_000))
+    content = f"START_HEADER\n{{\n{lines}"
+    error = refused(tmp_path, content)
+    assert error.code == "header_too_long" and error.line == 2
+
+
+@pytest.mark.parametrize("line", [1, 2])
+def test_a_header_line_longer_than_the_limit_names_its_line(tmp_path, line):
+    from core.formats import MAX_LINE_BYTES
+
+    header = [SERIALS, LABELS]
+    header[line - 1] += "x" * (MAX_LINE_BYTES + 1)
+    error = refused(tmp_path, "\n".join(header) + "\n01/01/26 00:00:00\t230.1\t5.0\n")
+    assert (error.code, error.line) == ("line_too_long", line)
+
+
+@pytest.mark.parametrize("newline", [True, False])
+def test_a_data_line_longer_than_the_limit_names_its_line(tmp_path, newline):
+    from core.formats import MAX_LINE_BYTES
+
+    rows = "01/01/26 00:00:00\t230.1\t5.0\n" * 3
+    long_line = "01/01/26 00:10:00\t" + "7" * (MAX_LINE_BYTES + 10) + ("\n" if newline else "")
+    content = HEADER + rows + long_line + "01/01/26 00:20:00\t230.1\t5.0\n"
+    with pytest.raises(FileDataError) as excinfo:
+        run(tmp_path, content, block_size=64 * 1024)
+    assert (excinfo.value.code, excinfo.value.line) == ("line_too_long", 6)
+    assert "line 6 is longer than 1,048,576 bytes" in excinfo.value.reason
+
+
+def test_a_line_at_the_limit_is_read(tmp_path):
+    from core.formats import MAX_LINE_BYTES
+
+    value = "1" * 15 + "." + "0" * (MAX_LINE_BYTES - len("01/01/26 00:10:00\t\t5.0") - 16)
+    line = f"01/01/26 00:10:00\t{value}\t5.0\n"
+    assert len(line) == MAX_LINE_BYTES + 1
+    points, summary = run(tmp_path, HEADER + line, block_size=64 * 1024)
+    assert summary.rows_written == 1 and len(points) == 2
