@@ -124,6 +124,7 @@ HOOK_SETTINGS = (
 CHANNELS_FILE = "channels.csv"
 CREATE_PLAYBOOK = "create_grafana_resources.yml"
 DASHBOARDS_PLAYBOOK = "update_grafana_dashboards.yml"
+DEFAULT_TIMEOUT_S = 100  # the parser run of an upload; deploy/sftpgo.env's timeout is above
 KILL_AFTER_S = 5
 PLAYBOOK_WAIT_S = 1800
 # Parser exit codes (tsv_parser.py --help).
@@ -187,9 +188,9 @@ def load_config(environ: Mapping[str, str]) -> Config:
     hook_log = Path(values.get("POWERVIEW_HOOK_LOG") or "/srv/sftpgo/logs/uploads.log")
     venv = Path(values.get("POWERVIEW_VENV") or root / "envs" / "powerview")
     try:
-        timeout_s = float(values.get("POWERVIEW_HOOK_TIMEOUT_S") or 100)
+        timeout_s = float(values.get("POWERVIEW_HOOK_TIMEOUT_S") or DEFAULT_TIMEOUT_S)
     except ValueError:
-        timeout_s = 100.0
+        timeout_s = float(DEFAULT_TIMEOUT_S)
     return Config(
         root=root,
         env_file=env_file,

@@ -235,3 +235,11 @@ def test_an_error_that_escapes_the_run_is_exit_code_5(tmp_path, monkeypatch, cap
     data = copy_samples(tmp_path / "data", V003)
     assert tsv_parser.main(["--dataFolder", str(data), "--dry-run"]) == 5
     assert "RuntimeError: a bug outside any file" in capsys.readouterr().err
+
+
+def test_the_sweep_unit_fails_on_everything_but_bad_content():
+    """0 and 1 are success for powerview-sweep.service; 2, 3, 4 and 5 (a crash) fail it."""
+    from tests.test_deploy import DEPLOY, unit_file
+
+    service = unit_file(DEPLOY / "powerview-sweep.service")
+    assert service["Service"]["SuccessExitStatus"] == ["1"]
