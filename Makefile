@@ -16,12 +16,15 @@ $(STAMP): requirements.txt requirements-dev.txt
 venv: $(STAMP)
 
 # A dry run over a copy of the bundled logger files: nothing is written or moved. Exit code 1
-# only means that some sample files are refused, as they should be (an empty file...).
+# only means that some sample files are refused, as they should be (an empty file...); any
+# other code fails the target. The points of several companies share demo/points.lp: a
+# "# bucket: <company>" comment line (skipped by `influx write`) starts each file's block.
 demo: $(STAMP)
 	rm -rf demo && mkdir -p demo && cp -R examples/data demo/data && chmod -R u+w demo
 	$(BIN)/python tsv_parser.py --dataFolder demo/data --dry-run --min-age 0 \
 		--lp-out demo/points.lp > demo/report.json || [ $$? -eq 1 ]
-	@echo "JSON run report: demo/report.json; line protocol: demo/points.lp"
+	@echo "JSON run report: demo/report.json; line protocol: demo/points.lp" \
+		"(each file's points after a '# bucket: <company>' comment line)"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
