@@ -15,10 +15,11 @@ import sys
 
 from core.influx_admin import (
     CONFIGURATION,
+    REFUSED,
     TEMPORARY,
     InfluxAdminError,
     TokenOutcome,
-    ensure_bucket,
+    ensure_company_bucket,
     ensure_read_token,
     find_org_id,
     make_client,
@@ -55,7 +56,8 @@ examples:
 exit codes:
   {EXIT_OK}  the token is on stdout
   {EXIT_OTHER}  unexpected error
-  {EXIT_CONFIG}  usage or configuration error (bad bucket name, missing setting, unknown org)
+  {EXIT_CONFIG}  usage or configuration error (bad bucket name, a reserved company name or one
+     that differs from an existing company only by case, missing setting, unknown org)
   {EXIT_TEMPORARY}  InfluxDB unreachable or temporarily failing (refused, timeout, 429, 5xx):
      try again later
   {EXIT_PERMISSION}  InfluxDB refused the admin token (HTTP 401/403): check INFLUXDB_ADMIN_TOKEN
@@ -87,7 +89,7 @@ def exit_code_for(error: InfluxAdminError) -> int:
     """Map an error kind to the documented exit code."""
     if error.is_permission:
         return EXIT_PERMISSION
-    if error.kind == CONFIGURATION:
+    if error.kind in (CONFIGURATION, REFUSED):
         return EXIT_CONFIG
     if error.kind == TEMPORARY:
         return EXIT_TEMPORARY
@@ -137,7 +139,10 @@ def main(argv: list[str] | None = None) -> int:
         with make_client(url, settings["INFLUXDB_ADMIN_TOKEN"], settings["INFLUXDB_ORG"],
                          settings["INFLUXDB_TIMEOUT_S"]) as client:  # fmt: skip
             org_id = find_org_id(client, settings["INFLUXDB_ORG"])
-            bucket_id = ensure_bucket(client, org_id, bucket, settings["INFLUXDB_BUCKET_RETENTION"])
+            bucket_id = ensure_company_bucket(
+                client, org_id, bucket, settings["INFLUXDB_BUCKET_RETENTION"],
+                settings["TSV_META_BUCKET"],
+            )  # fmt: skip
             if args.rotate:
                 outcome = rotate_read_token(client, org_id, bucket_id, bucket)
             else:

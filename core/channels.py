@@ -6,7 +6,9 @@
 - each device's columns are counted in order: master tri ``U1 U2 U3 Ch1 Ch2 ...``,
   master mono ``U1 Ch1 ...``, slave ``Ch1 Ch2 ...``;
 - ``channel_id`` is ``M<master>_<label>`` or ``M<master>_S<slave>_<label>``, the field key
-  ``<channel_id>_<unit>``; a label ``Ph 1 V`` is channel name ``Ph 1`` with unit ``V``.
+  ``<channel_id>_<unit>``; a label ``Ph 1 V`` is channel name ``Ph 1`` with unit ``V``;
+- the backslashes InfluxDB cannot store are dropped from names and units (a name ending in
+  ``\\``; in a unit, also one before ``,`` ``=`` ``"``), see ``core/lineprotocol.py``.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 
 from core.errors import FileDataError
 from core.formats import Header
+from core.lineprotocol import storable_field_key_part, storable_tag_value
 from core.names import is_safe_name
 
 TRI_PHASE_NAMES = frozenset({"Ph 1", "Ph 2", "Ph 3"})
@@ -99,6 +102,8 @@ def build_channels(header: Header, path: Path) -> list[Channel]:
         zip(header.serials[1:], header.labels, strict=True), start=1
     ):
         name, unit = split_label(label)
+        # What InfluxDB cannot store as is (a trailing backslash...): see core/lineprotocol.py.
+        name, unit = storable_tag_value(name), storable_field_key_part(unit)
         if not name or not unit or unit.isdigit():  # "Ph 1": a number is not a unit
             raise FileDataError(
                 path,

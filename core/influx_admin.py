@@ -11,7 +11,21 @@ redacts them), so a listed value is only trusted after it has been tried against
 
 Failures become ``InfluxAdminError`` with a ``kind`` that tells the caller what to do:
 ``configuration`` (401/403, unknown org: fix the settings, retrying will not help),
-``temporary`` (unreachable, timeout, 429, 5xx: try again later), ``other``.
+``temporary`` (unreachable, timeout, 429, 5xx: try again later), ``refused`` (a company name
+that may not become a bucket: nothing was created), ``other``.
+
+Answers of InfluxDB OSS 2.7 this module relies on (read in influxdata/influxdb, tag v2.7.12):
+
+- ``GET /api/v2/buckets?orgID=…&name=…`` answers **404** ``bucket "x" not found`` when the
+  bucket does not exist (``tenant/service_bucket.go``: ``FindBuckets`` calls
+  ``GetBucketByName`` when both the org and the name are given), not an empty list: a 404
+  there means "missing";
+- creating a bucket whose name exists answers 422 (``EConflict`` in
+  ``kit/transport/http/error_handler.go``);
+- a retention between 1 s and 1 h is accepted by the HTTP layer, then refused by the storage
+  engine with a plain error (``v1/services/meta/client.go``,
+  ``ErrRetentionPolicyDurationTooLow``), which the API answers as a 500 "internal error":
+  settings refuse such a retention before anything is created.
 """
 
 from __future__ import annotations
@@ -33,8 +47,11 @@ from influxdb_client import (
 from influxdb_client.client.exceptions import InfluxDBError
 from influxdb_client.rest import ApiException
 
+from core.names import company_case_conflict, reserved_company_reason
+
 CONFIGURATION = "configuration"
 TEMPORARY = "temporary"
+REFUSED = "refused"
 OTHER = "other"
 READ_TOKEN_PREFIX = "powerview_token_for_bucket_"
 
@@ -45,10 +62,13 @@ T = TypeVar("T")
 class InfluxAdminError(RuntimeError):
     """An InfluxDB call that failed; ``kind`` is configuration, temporary or other."""
 
-    def __init__(self, message: str, kind: str, status: int | None = None) -> None:
+    def __init__(
+        self, message: str, kind: str, status: int | None = None, code: str | None = None
+    ) -> None:
         super().__init__(message)
         self.kind = kind
         self.status = status
+        self.code = code
 
     @property
     def is_permission(self) -> bool:
@@ -166,12 +186,18 @@ def find_org_id(client: InfluxDBClient, org_name: str) -> str:
 
 
 def find_bucket_id(client: InfluxDBClient, org_id: str, name: str) -> str | None:
-    """The ID of a bucket of the org by name, or None."""
-    found = _call(
-        client,
-        f"looking up bucket {name!r}",
-        lambda: client.buckets_api().find_buckets(org_id=org_id, name=name).buckets,
-    )
+    """The ID of a bucket of the org by name, or None.
+
+    Asked by org and name, InfluxDB 2.x answers 404 for a missing bucket (see the module
+    docstring); an empty list (older servers, or a bucket the token may not read) is missing too.
+    """
+    doing = f"looking up bucket {name!r}"
+    try:
+        found = client.buckets_api().find_buckets(org_id=org_id, name=name).buckets
+    except CLIENT_ERRORS as error:
+        if _status_of(error) == 404:
+            return None
+        raise _failure(client, doing, error) from error
     for bucket in found or []:
         if bucket.name == name and bucket.org_id == org_id:
             return bucket.id
@@ -188,6 +214,10 @@ def ensure_bucket(client: InfluxDBClient, org_id: str, name: str, retention_seco
     bucket_id = find_bucket_id(client, org_id, name)
     if bucket_id is not None:
         return bucket_id
+    return _create_bucket(client, org_id, name, retention_seconds)
+
+
+def _create_bucket(client: InfluxDBClient, org_id: str, name: str, retention_seconds: int) -> str:
     rules = BucketRetentionRules(type="expire", every_seconds=retention_seconds)
     try:
         created = client.buckets_api().create_bucket(
@@ -206,6 +236,41 @@ def ensure_bucket(client: InfluxDBClient, org_id: str, name: str, retention_seco
         f"{retention_seconds} s" if retention_seconds else "forever",
     )
     return created.id
+
+
+def bucket_names(client: InfluxDBClient, org_id: str) -> list[str]:
+    """The names of every bucket of the org (all pages)."""
+    return _call(
+        client,
+        f"listing the buckets of organization {org_id}",
+        lambda: [b.name for b in client.buckets_api().find_buckets_iter(org_id=org_id, limit=100)],
+    )
+
+
+def ensure_company_bucket(
+    client: InfluxDBClient, org_id: str, name: str, retention_seconds: int, meta_bucket: str
+) -> str:
+    """``ensure_bucket`` for a company, after the company-name rules of ``core.names``.
+
+    A reserved name (the meta bucket without regard to case, a leading ``_``...) or a name that
+    equals an existing bucket of another spelling (``ACME`` beside ``acme``) is refused with
+    kind ``refused`` before anything is created.
+    """
+    reason = reserved_company_reason(name, meta_bucket)
+    if reason is not None:
+        raise InfluxAdminError(reason, REFUSED, code="reserved_company_name")
+    bucket_id = find_bucket_id(client, org_id, name)
+    if bucket_id is not None:
+        return bucket_id
+    other = company_case_conflict(name, bucket_names(client, org_id))
+    if other is not None:
+        raise InfluxAdminError(
+            f"company name {name!r} differs from the existing company {other!r} only by case: "
+            f"rename the folder to {other!r} (company names are compared without case)",
+            REFUSED,
+            code="company_case_conflict",
+        )
+    return _create_bucket(client, org_id, name, retention_seconds)
 
 
 def read_token_description(bucket_name: str) -> str:

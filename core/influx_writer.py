@@ -9,15 +9,40 @@ next batch; at most four batches are in flight, so memory stays bounded.
 Temporary failures (unreachable server, timeouts, 429, 5xx) are retried by the client's
 ``WritesRetry`` (exponential backoff, ``Retry-After`` honoured up to the longest backoff).
 When retries are exhausted, or on any other failure, the file's writing stops with a
-``WriteError`` whose ``kind`` tells the caller what to do with the file.
+``WriteError`` whose ``kind`` tells the caller what to do with the file:
+
+======================================  =========================================================
+answer of the server                    kind (what happens to the file)
+======================================  =========================================================
+400 (a line the server cannot parse)    ``data``: the file goes to ``error/`` with the message
+413 (request too large: a proxy or a    ``data``: a property of that file's batches, the file is
+server with a body limit)               set aside and the run goes on
+422 (partial write: field type          ``data``: the other points are stored, the file goes to
+conflict, points beyond retention)      ``error/`` with the server's message (not retried)
+401, 403, 404 (bucket gone)             ``configuration``: the run stops, files stay
+429, 5xx, unreachable, timeout          ``temporary``: retried, then left for the next sweep
+======================================  =========================================================
+
+No request ever carries more than ``INFLUXDB_BATCH_SIZE`` points: a batch of the engine that
+holds more lines (one row with more channels than that) is split at line boundaries.
+
+**The sender dies with its parent.** The batch sender is a forked child. It asks the kernel
+for SIGKILL when its parent dies (``prctl(PR_SET_PDEATHSIG)``), closes every descriptor it
+inherited but its own end of the pipe (the file claims' ``flock`` descriptors, the parent's end
+of the pipe), and ends when the pipe reaches end of file. The shared-memory segment is
+unlinked as soon as both processes have mapped it. A parser killed with SIGKILL therefore
+leaves no process, no claim and no ``/dev/shm`` entry behind.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import gzip
 import logging
 import multiprocessing
+import os
+import signal
 from datetime import datetime, timedelta
 from multiprocessing.connection import Connection
 from multiprocessing.shared_memory import SharedMemory
@@ -31,11 +56,13 @@ from influxdb_client.service.write_service import WriteService
 from core.influx_admin import (
     CLIENT_ERRORS,
     CONFIGURATION,
+    REFUSED,
     TEMPORARY,
     InfluxAdminError,
     classify_error,
     describe_error,
     ensure_bucket,
+    ensure_company_bucket,
     find_org_id,
 )
 from core.settings import Settings
@@ -44,14 +71,24 @@ log = logging.getLogger("powerview.influx")
 
 DATA = "data"
 _GZIP_LEVEL = 1
+# Answers that belong to the file's content (see the module docstring).
+_DATA_STATUSES = {400: "rejected_by_influxdb", 413: "request_too_large", 422: "partial_write"}
 
 
 class WriteError(RuntimeError):
-    """Writing failed; ``kind`` is ``temporary``, ``configuration`` or ``data``."""
+    """Writing failed; ``kind`` is ``temporary``, ``configuration`` or ``data``.
 
-    def __init__(self, message: str, kind: str) -> None:
+    ``code`` names a ``data`` failure for the file's ``.error.json`` (``partial_write``,
+    ``request_too_large``, ``rejected_by_influxdb``, ``reserved_company_name``...).
+    """
+
+    def __init__(self, message: str, kind: str, code: str | None = None) -> None:
         super().__init__(message)
         self.kind = kind
+        self.code = code
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (WriteError, (str(self), self.kind, self.code))
 
 
 class _RequestRetry(WritesRetry):
@@ -79,11 +116,10 @@ def _write_error(error: BaseException, url: str, doing: str) -> WriteError:
     """Classify a failed write for the file lifecycle."""
     status = getattr(error, "status", None)
     message = f"{doing}: {describe_error(error, url)}"
-    if status == 400:
-        return WriteError(message, DATA)
-    if status in (404, 413):
-        # 404: the bucket vanished or the token cannot see it; 413: INFLUXDB_BATCH_SIZE is
-        # too large for the server. Neither is solved by retrying the same file.
+    if status in _DATA_STATUSES:
+        return WriteError(message, DATA, _DATA_STATUSES[status])
+    if status == 404:
+        # The bucket vanished or the token cannot see it: not solved by retrying the file.
         return WriteError(message, CONFIGURATION)
     kind = classify_error(error)
     return WriteError(message, kind if kind in (TEMPORARY, CONFIGURATION) else TEMPORARY)
@@ -128,6 +164,9 @@ class InfluxWriter:
         self._sender: BatchSender | None = None
         self._org_id: str | None = None
         self._buckets: dict[str, str] = {}
+        self._refused: dict[str, WriteError] = {}
+        self.meta_bucket = settings["TSV_META_BUCKET"]
+        self.batch_points = settings["INFLUXDB_BATCH_SIZE"]
 
     def close(self) -> None:
         if self._sender is not None:
@@ -157,17 +196,50 @@ class InfluxWriter:
             raise WriteError(str(error), kind) from error
 
     def ensure_bucket(self, name: str) -> str:
-        """The bucket's ID, created when missing; looked up once per run."""
+        """The bucket's ID, created when missing; looked up once per run.
+
+        A company name refused earlier in the run stays refused (its file's records must not
+        create the bucket the file could not have); the meta bucket is always allowed.
+        """
+        refused = self._refused.get(name)
+        if refused is not None and name != self.meta_bucket:
+            raise refused
+        return self._ensure(name, company=False)
+
+    def ensure_company_bucket(self, name: str) -> str:
+        """``ensure_bucket`` for a company folder, after the company-name rules.
+
+        A reserved name or one that differs from an existing bucket only by case raises a
+        ``WriteError`` of kind ``data`` (code ``reserved_company_name`` or
+        ``company_case_conflict``): the file is set aside and nothing is created.
+        """
+        refused = self._refused.get(name)
+        if refused is not None:
+            raise refused
+        return self._ensure(name, company=True)
+
+    def _ensure(self, name: str, company: bool) -> str:
         bucket_id = self._buckets.get(name)
-        if bucket_id is None:
-            if self._org_id is None:
-                self.check()
-            try:
-                bucket_id = ensure_bucket(self._admin, self._org_id, name, self.retention_s)  # type: ignore[arg-type]
-            except InfluxAdminError as error:
-                kind = error.kind if error.kind != "other" else CONFIGURATION
-                raise WriteError(str(error), kind) from error
-            self._buckets[name] = bucket_id
+        if bucket_id is not None and (not company or name != self.meta_bucket):
+            return bucket_id
+        if self._org_id is None:
+            self.check()
+        org_id: str = self._org_id  # type: ignore[assignment]
+        try:
+            if company:
+                bucket_id = ensure_company_bucket(
+                    self._admin, org_id, name, self.retention_s, self.meta_bucket
+                )
+            else:
+                bucket_id = ensure_bucket(self._admin, org_id, name, self.retention_s)
+        except InfluxAdminError as error:
+            if error.kind == REFUSED:
+                refused = WriteError(str(error), DATA, error.code)
+                self._refused[name] = refused
+                raise refused from error
+            kind = error.kind if error.kind != "other" else CONFIGURATION
+            raise WriteError(str(error), kind) from error
+        self._buckets[name] = bucket_id
         return bucket_id
 
     # -- writing ------------------------------------------------------------------------
@@ -190,7 +262,7 @@ class InfluxWriter:
         """A writer for one file's batches into ``bucket`` (which must exist)."""
         if self._sender is None:
             self._sender = BatchSender(self._settings)
-        return FileWriter(self._sender, bucket)
+        return FileWriter(self._sender, bucket, self.batch_points)
 
     def query_count(self, flux: str) -> int:
         """The single number a counting Flux query returns (0 when no table comes back)."""
@@ -208,16 +280,25 @@ class FileWriter:
     reading the file); ``finish`` waits for the file's last batch and raises its failure.
     """
 
-    def __init__(self, sender: BatchSender, bucket: str) -> None:
+    def __init__(self, sender: BatchSender, bucket: str, batch_points: int = 5000) -> None:
         self._sender = sender
         self.bucket = bucket
+        self.batch_points = batch_points
         self.error: WriteError | None = None
         self.points_written = 0
 
     def submit(self, body: bytes) -> None:
+        """Hand a batch of whole lines to the sender, in requests of at most
+        ``batch_points`` lines."""
         if self.error is not None:
             raise self.error
-        self._sender.send(self, body)
+        if body.count(b"\n") <= self.batch_points:
+            self._sender.send(self, body)
+            return
+        for part in split_lines(body, self.batch_points):
+            if self.error is not None:
+                raise self.error
+            self._sender.send(self, part)
 
     def finish(self) -> None:
         self._sender.drain()
@@ -227,6 +308,20 @@ class FileWriter:
     def abandon(self) -> None:
         """Wait for the batches already handed over (the file failed for another reason)."""
         self._sender.drain()
+
+
+def split_lines(body: bytes, most: int) -> list[bytes]:
+    """``body`` (whole lines, each ending with a newline) in parts of at most ``most`` lines."""
+    lines = body.split(b"\n")
+    tail = lines.pop()  # empty when the body ends with a newline
+    if tail:
+        lines.append(tail)
+    parts = [
+        b"\n".join(lines[start : start + most]) + b"\n" for start in range(0, len(lines), most)
+    ]
+    if tail:
+        parts[-1] = parts[-1][:-1]
+    return parts
 
 
 class BatchSender:
@@ -255,12 +350,16 @@ class BatchSender:
         # Forked, the child inherits the mapping of the shared memory itself.
         self._process = context.Process(
             target=_sender_main,
-            args=(child_end, self._memory, settings),
+            args=(child_end, self._memory, settings, os.getpid()),
             name="powerview-sender",
             daemon=True,
         )
         self._process.start()
         child_end.close()
+        if self._memory is not None:
+            # Both processes hold the mapping now: the name is no longer needed, and a name
+            # left in /dev/shm would outlive a parser killed with SIGKILL.
+            self._memory.unlink()
         self._free = list(range(self.SLOTS))
         self._in_flight: dict[int, tuple[FileWriter, int]] = {}
         self._broken: WriteError | None = None
@@ -318,11 +417,44 @@ class BatchSender:
         self._conn.close()
         if self._memory is not None:
             self._memory.close()
-            self._memory.unlink()
+
+    @property
+    def pid(self) -> int | None:
+        """The sender process's ID."""
+        return self._process.pid
 
 
-def _sender_main(conn: Connection, memory: SharedMemory | None, settings: Settings) -> None:
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Ask Linux for SIGKILL when the parent dies; end now if it is already gone."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent_pid:
+        os._exit(0)
+
+
+def _close_inherited_descriptors(keep: set[int]) -> None:
+    """Close every descriptor above stderr but ``keep``: the claims' flock descriptors and the
+    parent's end of the pipe must not live on in the sender."""
+    try:
+        descriptors = [int(name) for name in os.listdir("/proc/self/fd")]
+    except OSError:
+        descriptors = list(range(3, 1024))
+    for descriptor in descriptors:
+        if descriptor > 2 and descriptor not in keep:
+            with contextlib.suppress(OSError):
+                os.close(descriptor)
+
+
+def _sender_main(
+    conn: Connection, memory: SharedMemory | None, settings: Settings, parent_pid: int
+) -> None:
     """The sender process: one message in, one write, one acknowledgement out, in order."""
+    _die_with_parent(parent_pid)
+    _close_inherited_descriptors({conn.fileno()})
     writer = InfluxWriter(settings)
     try:
         while (message := conn.recv()) is not None:

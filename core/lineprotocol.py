@@ -1,21 +1,51 @@
-"""InfluxDB line protocol pieces: escaping and the per-channel series prefix.
+r"""InfluxDB line protocol pieces: escaping and the per-channel series prefix.
 
 The hot loop never escapes anything: every point of a channel starts with the same bytes
 (measurement, sorted tag set, field key, ``=``), so that prefix is built once per channel and
 the loop only appends the value and the timestamp.
+
+Escaping follows the server's parser, not the prose of the documentation (influxdata/influxdb
+``models/points.go`` and ``pkg/escape/bytes.go``, identical in 1.6 and 2.7):
+
+============================  ===============================  =================================
+element                       escaped here                     why (server code)
+============================  ===============================  =================================
+measurement                   ``,`` and space                  ``scanMeasurement`` and
+                                                               ``unescapeMeasurement``
+tag key, tag value            ``,``, space, ``=``; a           ``scanTagsValue`` ends a value at a
+                              backslash is *not* escaped       ``,``/space whose previous byte is
+                                                               not ``\``; ``unescapeTag`` only
+                                                               turns ``\,`` ``\ `` ``\=`` back
+field key                     ``,``, space, ``=``, ``"``       ``scanFields`` skips any ``\``
+                                                               and the byte after it;
+                                                               ``escape.Unescape`` turns those
+                                                               four back
+string field value            ``"`` and ``\``                 ``scanFieldValue``,
+                                                               ``unescapeStringField``
+============================  ===============================  =================================
+
+So a literal backslash is written as one backslash. What cannot be stored as is:
+
+- a tag value (or key) ending in ``\``: the backslash would escape the separator after it;
+- a field key ending in ``\``, or with a ``\`` before ``,`` space ``=`` ``"``: ``scanFields``
+  pairs the backslash with the next byte, so the escape of that byte is lost.
+
+``storable_tag_value`` and ``storable_field_key_part`` drop exactly those backslashes (the
+README's table of oddities says so); every other text round-trips unchanged.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 MEASUREMENT = "electrical"
 
-# Escaping rules of the official syntax: measurement names escape commas and spaces; tag keys,
-# tag values and field keys escape commas, equals signs and spaces. A backslash is doubled so
-# that a literal backslash (even a trailing one) survives.
-_MEASUREMENT_ESCAPES = str.maketrans({"\\": "\\\\", ",": "\\,", " ": "\\ "})
-_KEY_ESCAPES = str.maketrans({"\\": "\\\\", ",": "\\,", " ": "\\ ", "=": "\\="})
+_MEASUREMENT_ESCAPES = str.maketrans({",": "\\,", " ": "\\ "})
+_TAG_ESCAPES = str.maketrans({",": "\\,", " ": "\\ ", "=": "\\="})
+_FIELD_KEY_ESCAPES = str.maketrans({",": "\\,", " ": "\\ ", "=": "\\=", '"': '\\"'})
+_TRAILING_BACKSLASHES = re.compile(r"\\+$")
+_FIELD_KEY_BAD_BACKSLASHES = re.compile(r'\\+(?=[, ="]|$)')
 
 
 def escape_measurement(name: str) -> str:
@@ -24,8 +54,24 @@ def escape_measurement(name: str) -> str:
 
 
 def escape_key(text: str) -> str:
-    """Escape a tag key, a tag value or a field key."""
-    return text.translate(_KEY_ESCAPES)
+    """Escape a tag key or a tag value (see the module docstring)."""
+    return text.translate(_TAG_ESCAPES)
+
+
+def escape_field_key(text: str) -> str:
+    """Escape a field key (see the module docstring)."""
+    return text.translate(_FIELD_KEY_ESCAPES)
+
+
+def storable_tag_value(text: str) -> str:
+    """``text`` without the trailing backslashes no tag value can end with."""
+    return _TRAILING_BACKSLASHES.sub("", text)
+
+
+def storable_field_key_part(text: str) -> str:
+    """``text`` without the backslashes a field key cannot hold: at the end, or before
+    ``,`` space ``=`` ``"``. The result is also a storable tag value."""
+    return _FIELD_KEY_BAD_BACKSLASHES.sub("", text)
 
 
 def series_prefix(measurement: str, tags: Mapping[str, str], field_key: str) -> bytes:
@@ -33,7 +79,9 @@ def series_prefix(measurement: str, tags: Mapping[str, str], field_key: str) -> 
 
     Tags with an empty value are left out: line protocol cannot carry them.
     """
-    return f"{escape_measurement(measurement)}{_tag_text(tags)} {escape_key(field_key)}=".encode()
+    return (
+        f"{escape_measurement(measurement)}{_tag_text(tags)} {escape_field_key(field_key)}="
+    ).encode()
 
 
 def _tag_text(tags: Mapping[str, str]) -> str:
@@ -59,7 +107,7 @@ def format_point(
     """One line of line protocol with typed fields (int → ``i``, str → quoted), for the small
     bookkeeping records; the hot path builds its lines from ``series_prefix`` instead."""
     field_text = ",".join(
-        f"{escape_key(key)}={_field_value(value)}"
+        f"{escape_field_key(key)}={_field_value(value)}"
         for key, value in fields.items()
         if value is not None
     )

@@ -82,6 +82,25 @@ def parse_duration_seconds(value: str) -> int:
     return total
 
 
+MIN_RETENTION_S = 3600
+
+
+def parse_retention(value: str) -> int:
+    """A bucket retention: 0 (forever) or at least one hour.
+
+    InfluxDB 2.7 accepts a shorter retention over HTTP, then its storage engine refuses it
+    (``v1/services/meta/client.go``: ``ErrRetentionPolicyDurationTooLow``) and the API answers
+    a bare 500, which would look like a server outage at every sweep.
+    """
+    seconds = parse_duration_seconds(value)
+    if 0 < seconds < MIN_RETENTION_S:
+        raise ValueError(
+            f"{seconds} s is shorter than InfluxDB's minimum retention of 1 h (3600 s); "
+            "use 0 to keep data forever"
+        )
+    return seconds
+
+
 def parse_timestamp_floor(value: str) -> int:
     """An ISO 8601 instant (``2021-01-01T00:00:00Z``) to Unix seconds."""
     moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
@@ -165,8 +184,8 @@ VARIABLES: tuple[Variable, ...] = (
         "INFLUXDB_BUCKET_RETENTION",
         "0",
         "Retention of the company buckets the parser creates: 0 keeps data forever, "
-        "otherwise seconds or a duration such as 400d.",
-        parse_duration_seconds,
+        "otherwise at least 1 h, in seconds or a duration such as 400d.",
+        parse_retention,
         group="influxdb",
     ),
     Variable(

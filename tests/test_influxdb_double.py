@@ -170,15 +170,54 @@ def test_bucket_names_and_retention_are_validated(influxdb):
     underscore = requests.post(url, json={"orgID": influxdb.org_id, "name": "_x"},
                                headers=headers, timeout=5)  # fmt: skip
     assert underscore.status_code == 400
-    short = requests.post(
-        url,
-        json={"orgID": influxdb.org_id, "name": "x",
-              "retentionRules": [{"type": "expire", "everySeconds": 60}]},
-        headers=headers, timeout=5,
-    )  # fmt: skip
-    assert short.status_code == 422
+    quoted = requests.post(url, json={"orgID": influxdb.org_id, "name": 'a"b'},
+                           headers=headers, timeout=5)  # fmt: skip
+    assert quoted.status_code == 400
+    assert "may not include quotation marks" in quoted.json()["message"]
+
+    def create(seconds: int) -> requests.Response:
+        return requests.post(
+            url,
+            json={"orgID": influxdb.org_id, "name": "x",
+                  "retentionRules": [{"type": "expire", "everySeconds": seconds}]},
+            headers=headers, timeout=5,
+        )  # fmt: skip
+
+    negative = create(-1)
+    assert (negative.status_code, negative.json()["message"]) == (
+        422, "expiration seconds cannot be negative"
+    )
+    # 2.7 stores the bucket, then the storage engine refuses the retention policy with a plain
+    # error: an internal error, and the bucket is removed again.
+    short = create(60)
+    assert short.status_code == 500
+    assert short.json() == {
+        "code": "internal error",
+        "message": "An internal error has occurred - check server logs",
+    }
+    assert "x" not in influxdb.bucket_names()
+    assert create(3600).status_code == 201
     missing_org = requests.post(url, json={"name": "x"}, headers=headers, timeout=5)
     assert missing_org.status_code == 400
+
+
+def test_a_bucket_looked_up_by_org_and_name_is_404_when_missing(acme):
+    """tenant/service_bucket.go FindBuckets: org + name is GetBucketByName, which fails."""
+    headers = {"Authorization": f"Token {acme.admin_token}"}
+    url = f"{acme.url}/api/v2/buckets"
+    by_org_id = requests.get(url, params={"orgID": acme.org_id, "name": "nope"},
+                             headers=headers, timeout=5)  # fmt: skip
+    assert by_org_id.status_code == 404
+    assert by_org_id.json() == {"code": "not found", "message": 'bucket "nope" not found'}
+    by_org = requests.get(url, params={"org": acme.org, "name": "nope"}, headers=headers, timeout=5)
+    assert by_org.status_code == 404
+    by_id = requests.get(url, params={"id": "0123456789abcdef"}, headers=headers, timeout=5)
+    assert (by_id.status_code, by_id.json()["message"]) == (404, "bucket not found")
+    name_only = requests.get(url, params={"name": "nope"}, headers=headers, timeout=5)
+    assert (name_only.status_code, name_only.json()["buckets"]) == (200, [])
+    found = requests.get(url, params={"orgID": acme.org_id, "name": "acme"}, headers=headers,
+                         timeout=5)  # fmt: skip
+    assert [b["name"] for b in found.json()["buckets"]] == ["acme"]
 
 
 def test_listing_buckets_shows_only_what_the_token_may_read(acme):
@@ -335,7 +374,6 @@ def test_a_malformed_line_rejects_the_whole_batch_naming_the_line(acme):
         "code": "invalid",
         "message": "unable to parse 'm,host=a 2': invalid field format\n"
         "unable to parse 'm f=abc 3': invalid boolean",
-        "line": 4,
     }
     assert acme.point_count("acme") == 0
     assert acme.writes[-1].rejected_lines == (4, 5)
@@ -361,10 +399,25 @@ def test_org_and_bucket_may_be_given_by_id(acme):
     assert answer.status_code == 204
 
 
-def test_an_empty_body_and_a_bad_gzip_body_are_400(acme):
-    assert raw_write(acme, b"").json()["message"] == "writing requires points"
+def test_an_empty_body_writes_nothing_and_a_bad_gzip_body_is_an_internal_error(acme):
+    """http/points: an empty batch is no error; gzip.NewReader's error is a plain Go error."""
+    assert raw_write(acme, b"").status_code == 204
     bad = raw_write(acme, b"not gzip", headers={"Content-Encoding": "gzip"})
-    assert bad.status_code == 400
+    assert bad.status_code == 500
+    assert bad.json()["message"] == "An internal error has occurred - check server logs"
+    cut = raw_write(acme, gzip.compress(b"m f=1 1\n" * 100)[:-12],
+                    headers={"Content-Encoding": "gzip"})  # fmt: skip
+    assert cut.status_code == 500
+    assert acme.point_count("acme") == 0
+
+
+def test_oss_sets_no_body_limit_by_default(acme):
+    """The launcher of 2.7 never sets MaxBatchSizeBytes: a 26 MB body is read whole."""
+    body = b"#" + b"x" * 999 + b"\n"
+    lines = body * 26_000 + b"m f=1 1700000000\n"
+    answer = raw_write(acme, gzip.compress(lines, 1), headers={"Content-Encoding": "gzip"})
+    assert answer.status_code == 204
+    assert acme.point_count("acme") == 1
 
 
 def test_oversized_bodies_are_413_even_when_compressed(influxdb_factory):
@@ -450,6 +503,13 @@ def test_concurrent_writers_lose_nothing(acme):
         ("m f=1 12x", "bad timestamp"),
         ("m f=1 1\r", "bad timestamp"),
         ("m f=1 1 2", "point is invalid"),
+        (r"m\\,t=v\\ f=1", "missing fields"),  # both separators are escaped
+        (r"m,t=v\ f=1", "invalid tag format"),  # a tag value ending in a backslash
+        (r"m,t=v\,u=w f=1", "invalid tag format"),
+        (r"m a\=1", "invalid field format"),  # a field key ending in a backslash
+        ("m,time=1 f=1", 'cannot use reserved tag key "time"'),
+        ("m,_field=1 f=1", 'cannot use reserved tag key "_field"'),
+        ("m," + "t=" + "v" * 65535 + " f=1", "max key length exceeded: 65539 > 65535"),
         ("m f=99999999999999999999i",
          "unable to parse integer 99999999999999999999: value out of range"),
         ("m f=1 9223372036854775807",
@@ -473,7 +533,12 @@ def test_malformed_lines_are_refused_with_influxdb_reasons(line, reason):
           for word in ("f", "F", "false", "False", "FALSE")],
         (r"m\,x\ y,t\=k=v\,w f=1", ("m,x y", (("t=k", "v,w"),), (("f", 1.0),))),
         (r'm f="a\"b\\c\d"', ("m", (), (("f", 'a"b\\c\\d'),))),
-        (r"m\\,t=v\\ f=1", ("m\\", (("t", "v\\"),), (("f", 1.0),))),
+        # models/points.go: a separator after a backslash is escaped, a backslash is kept
+        (r"m,t=a\\,b f=1", ("m", (("t", "a\\,b"),), (("f", 1.0),))),
+        (r"m,t=a\b\c f=1", ("m", (("t", "a\\b\\c"),), (("f", 1.0),))),
+        (r"m,t=Vo\ie1 f\,k\ x\=y\"z=1", ("m", (("t", "Vo\\ie1"),), (('f,k x=y"z', 1.0),))),
+        (r"m a\\b=1", ("m", (), (("a\\\\b", 1.0),))),
+        (r'm a\\"b=1', ("m", (), (('a\\"b', 1.0),))),
         ("m f=-.5,g=1E-3,h=-0i", ("m", (), (("f", -0.5), ("g", 0.001), ("h", 0)))),
         ('m f="with space, comma=equals"', ("m", (), (("f", "with space, comma=equals"),))),
     ],
@@ -717,7 +782,7 @@ def test_every_request_of_the_client_conforms_to_the_openapi_contract(influxdb, 
         )  # fmt: skip
         client.authorizations_api().find_authorizations(org_id=org_id)
         client.write_api(write_options=SYNCHRONOUS).write(
-            bucket="acme", record="m f=1 1", write_precision="s"
+            bucket="acme", record=f"m f=1 {int(time.time())}", write_precision="s"
         )
         client.query_api().query('from(bucket: "acme") |> range(start: 0) |> count()')
         client.authorizations_api().delete_authorization(auth)
@@ -759,3 +824,31 @@ def test_the_double_runs_by_hand_as_a_module():
     finally:
         process.terminate()
         process.wait(timeout=5)
+
+
+def test_points_beyond_the_retention_are_a_partial_write(influxdb):
+    """v1/coordinator/points_writer.go MapShards: old points dropped, the others stored."""
+    influxdb.create_bucket("short", retention_seconds=3600)
+    now = int(time.time())
+    body = f"m f=1 {now}\nm,t=a\\ b f=2 {now - 86400}\nm f=3 {now - 86400 * 2}\n".encode()
+    answer = raw_write(influxdb, body, bucket="short")
+    assert answer.status_code == 422
+    message = answer.json()["message"]
+    assert message.startswith(
+        "failure writing points to database: partial write: dropped 2 points outside retention "
+        "policy of duration 1h0m0s - oldest point m at "
+    )
+    assert "newest point m,t=a\\ b at " in message
+    assert message.endswith(
+        f"dropped=2 for database: {influxdb.bucket_id('short')} for retention policy: autogen"
+    )
+    assert {p.value for p in influxdb.points("short")} == {1.0}
+
+
+def test_a_type_conflict_names_the_field_as_go_quotes_it(acme):
+    assert raw_write(acme, b'm a"b=1 1').status_code == 204
+    answer = raw_write(acme, b'm a"b=1i 2\nm a"b=2i 3')
+    assert answer.json()["message"] == (
+        "failure writing points to database: partial write: field type conflict: input field "
+        '"a\\"b" on measurement "m" is type integer, already exists as type float dropped=2'
+    )

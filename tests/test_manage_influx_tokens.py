@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -76,8 +77,9 @@ def test_creates_bucket_and_token_that_only_reads_that_bucket(influxdb, influxdb
     assert authorization.permissions == [Permission("read", "buckets", bucket_id, influxdb.org_id)]
 
     with InfluxDBClient(url=influxdb.url, token=influxdb.admin_token, org=influxdb.org) as admin:
-        admin.write_api(write_options=SYNCHRONOUS).write(bucket="acme", record="m f=1 1",
-                                                         write_precision="s")  # fmt: skip
+        admin.write_api(write_options=SYNCHRONOUS).write(
+            bucket="acme", record=f"m f=1 {int(time.time())}", write_precision="s"
+        )
     with InfluxDBClient(url=influxdb.url, token=token, org=influxdb.org) as client:
         tables = client.query_api().query('from(bucket: "acme") |> range(start: 0)')
         assert [record.get_value() for table in tables for record in table.records] == [1.0]
@@ -150,6 +152,30 @@ def test_unsafe_bucket_names_are_refused_before_any_request(influxdb, influxdb_e
     assert result.stdout == ""
     assert "bucket name" in result.stderr
     assert influxdb.requests == []
+
+
+def test_a_new_company_gets_its_bucket_though_the_lookup_answers_404(influxdb, influxdb_env):
+    """InfluxDB 2.7 answers 404 to GET /api/v2/buckets?orgID=...&name=<missing>."""
+    result = run(influxdb_env, "--bucket", "newco")
+    assert result.returncode == 0, result.stderr
+    lookups = [r for r in influxdb.requests if r.query.get("name") == ["newco"]]
+    assert lookups[0].status == 404
+    assert "newco" in influxdb.bucket_names()
+    assert works(influxdb, token_of(result), "newco")
+
+
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [("POWERVIEW_META", "reserved"), ("ACME", "differs from the existing company 'acme'")],
+)
+def test_reserved_and_case_conflicting_companies_are_refused(influxdb, influxdb_env, name, why):
+    influxdb.create_bucket("acme")
+    influxdb.clear_log()
+    result = run(influxdb_env, "--bucket", name)
+    assert result.returncode == 2
+    assert why in result.stderr
+    assert influxdb.bucket_names() == {"acme"}
+    assert not [r for r in influxdb.requests if r.method == "POST"]
 
 
 def test_missing_settings_are_a_configuration_error(influxdb_env):
