@@ -528,7 +528,8 @@ class Hook:
             raise Finished(
                 "deferred", f"parser stopped after {self.config.timeout_s:g} s, left for the sweep"
             )
-        entry = (report or {}).get("files", [None])[0] if report else None
+        files = (report or {}).get("files") or []
+        entry = files[0] if files else None
         totals = totals_text(report) if report else ""
         if status == PARSER_TEMPORARY:
             raise Finished("deferred", _join("InfluxDB unavailable, left for the sweep", totals))
@@ -542,9 +543,7 @@ class Hook:
                 EXIT_BROKEN,
             )
         outcome, reason = file_outcome(entry)
-        failed = status in (PARSER_USAGE, PARSER_REFUSED) or outcome == "failed"
-        detail = _join(totals, reason)
-        raise Finished(outcome, detail, EXIT_BROKEN if failed and status != PARSER_OK else 0)
+        raise Finished(outcome, _join(totals, reason), EXIT_BROKEN if outcome == "failed" else 0)
 
     # -- detached jobs -----------------------------------------------------------------------
     def _detach(self, job: str, args: Sequence[str]) -> None:
@@ -691,22 +690,24 @@ def totals_text(report: Mapping[str, Any]) -> str:
 
 def file_outcome(entry: Mapping[str, Any]) -> tuple[str, str]:
     """(outcome, reason) of one file's entry in a run report."""
-    status = entry.get("status")
+    status, kind = entry.get("status"), entry.get("error_kind")
     error = entry.get("error") or {}
     reason = str(error.get("reason") or "")
     if error.get("line"):
         reason = f"line {error['line']}: {reason}"
+    notes = "; ".join(entry.get("notes") or [])
     if status == "ok":
         return "ingested", ""
     if status == "skipped":
-        return "skipped", "; ".join(entry.get("notes") or [])
+        return "skipped", notes
     if status == "retry":
+        if kind == "configuration":
+            return "failed", _join("InfluxDB refused the token or the organization", reason)
         return "deferred", _join(reason, "left for the sweep")
-    if entry.get("moved_to"):
-        kind = "bad content" if entry.get("error_kind") == "data" else "unexpected error"
-        return "set-aside", _join(f"{kind}, moved to error/", reason, separator=": ")
-    notes = "; ".join(entry.get("notes") or [])
-    return "failed", _join(reason, notes)
+    where = "moved to error/" if entry.get("moved_to") else "left in place"
+    if kind == "data" and entry.get("moved_to"):
+        return "set-aside", f"bad content, {where}: {reason}"
+    return "failed", _join(f"unexpected error, {where}: {reason}", notes)
 
 
 def sweep_text(company: str, report: Mapping[str, Any] | None) -> str:

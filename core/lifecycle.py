@@ -56,6 +56,9 @@ _NAME_MAX = 255  # bytes, for the common Linux file systems
 class DoneFolderError(OSError):
     """``parsed/`` or ``error/`` of a device folder cannot take files (see the docstring)."""
 
+    def __str__(self) -> str:
+        return str(self.strerror)
+
 
 @dataclass
 class Claim:

@@ -298,6 +298,23 @@ def test_bad_content_goes_to_error_and_the_hook_still_succeeds(stack):
     assert only_line(stack)["outcome"] == "set-aside"
 
 
+def test_an_unexpected_error_is_a_failed_line_from_the_report_not_a_set_aside(stack):
+    """The outcome comes from the run report: exit code 5, the file's error kind and where
+    the file went; the hook says failed (an operator must act) and where the file is."""
+    copy_samples(stack.data, ACME)
+    device = (stack.data / ACME).parent
+    (device / "parsed").write_text("a plain file where parsed/ should be")
+    result = stack.upload(stack.data / ACME)
+    assert result.returncode == 1
+    line = only_line(stack)
+    assert line["outcome"] == "failed", line
+    assert "unexpected error, moved to error/: parsed is a file, not a folder" in line["detail"]
+    assert (device / "error" / Path(ACME).name).exists()
+    assert "acme" not in stack.influxdb.bucket_names() or not any(
+        point.measurement == "electrical" for point in stack.influxdb.points("acme")
+    )
+
+
 def test_influxdb_down_leaves_the_file_for_the_sweep(stack):
     copy_samples(stack.data, ACME)
     stack.influxdb.stop()
