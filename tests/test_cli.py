@@ -243,3 +243,22 @@ def test_the_sweep_unit_fails_on_everything_but_bad_content():
 
     service = unit_file(DEPLOY / "powerview-sweep.service")
     assert service["Service"]["SuccessExitStatus"] == ["1"]
+
+
+def test_an_unreadable_file_in_a_dry_run_is_reported_not_a_traceback(tmp_path):
+    data = copy_samples(tmp_path / "data", V003, COMPANY1)
+    (data / V003).chmod(0)
+    command = [sys.executable, str(PARSER), "--dataFolder", str(data), "--dry-run"]
+    result = subprocess.run(
+        bound_by_permissions([*command, "--min-age", "0"]),
+        env=OFFLINE_ENV,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 5, result.stderr
+    assert b"Traceback" not in result.stderr
+    by_file = {entry["file"]: entry for entry in json.loads(result.stdout)["files"]}
+    assert by_file[V003]["error"]["code"] == "unreadable"
+    assert "Permission denied" in by_file[V003]["error"]["reason"]
+    assert by_file[COMPANY1]["status"] == "ok"
