@@ -7,31 +7,78 @@ users, memberships, teams, folders, dashboards, data sources and their permissio
 answers the calls the playbooks make plus those a company user's browser makes
 (``/api/search``, ``/api/folders``, ``/api/frontend/settings``, ``/api/ds/query``...).
 
-Behaviour follows Grafana's documentation (``docs/sources/developers/http_api``) and, where it
-is silent, its source; ``../shared/research/grafana-api.md`` lists the sources:
+Behaviour follows Grafana 12.3.1, the version ``docker-compose.yml`` pins. Each rule below
+names the Grafana source file behind it (paths under ``pkg/``; read through the stored code
+index: the full v12.3.1 snapshot is larger than what can be fetched here, so where the index
+holds an older version of a file, the rule was checked against the 12.x behaviour the
+project's own notes and Grafana's HTTP API docs, ``docs/sources/developers/http_api``,
+describe). ``../shared/research/grafana-api.md`` has the longer story.
 
-- every call but ``/api/health`` needs basic auth: 401 ``Invalid username or password``;
-- the organization of a call is ``X-Grafana-Org-Id`` (or ``?targetOrgId=``), else the user's
-  current one; a user who is not a member of it gets 403 (Grafana resolves such a user with no
-  organization role; the exact status is not documented, so the double picks 403);
-- ``/api/orgs``, ``/api/admin`` and ``/api/users`` need a server admin (403 otherwise);
-- ``POST /api/orgs`` makes the creator an Admin of the new organization;
-- ``POST /api/admin/users`` follows ``[users] auto_assign_org`` (default on): the user joins
-  ``orgId`` when given, else ``auto_assign_org_id`` (default 1, Main Org.), with
-  ``auto_assign_org_role`` (default Viewer); with auto-assign off, a new organization named
-  after the user is created and the user is its Admin;
-- ``POST /api/teams`` adds its creator to the team with the team Admin permission;
-- a new top-level folder gets three permissions: creator user Admin, role Editor Edit, role
-  Viewer View; a new dashboard gets creator Admin, plus Editor Edit and Viewer View when it is
-  at the root (``setDefaultPermissions``); ``POST .../permissions`` replaces the whole list;
-- organization Admins see everything in their organization; others see a folder or dashboard
-  when a grant on it (or, for a dashboard, on its folder) names their role (Viewer grants
-  also reach Editors), one of their teams, or them;
-- any member of an organization may query any of its data sources (data source permissions
-  are Enterprise only): ``/api/ds/query`` forwards the Flux query to the data source's URL
-  with its stored token, as Grafana's InfluxDB plugin does, and reports what InfluxDB says;
-- deleting an organization deletes its memberships, teams, folders, dashboards and data
-  sources (``DeleteOrg`` in ``pkg/services/org/orgimpl/store.go``).
+====================================================  =========================================
+rule                                                  source
+====================================================  =========================================
+every call but ``/api/health`` needs basic auth:      ``services/authn/clients/basic.go``
+401 ``Invalid username or password``
+the organization of a call is ``X-Grafana-Org-Id``    ``services/authn/authnimpl/service.go``
+(or ``?targetOrgId=``), else the user's current one;  (``orgIDFromRequest``); 403 is the
+a non-member gets 403                                 double's choice, see note 1
+``/api/orgs``, ``/api/admin``, ``/api/users`` need a  ``api/api.go`` (route table,
+server admin (403 otherwise)                          ``reqGrafanaAdmin``)
+``GET /api/orgs`` pages with ``perpage`` (default     ``api/org.go`` (``SearchOrgs``),
+1000) and ``page`` (the automation sends no page),    ``services/org/orgimpl/store.go``
+filters ``query`` (``LIKE`` prefix) and ``name``      (``Search``)
+organization names are compared by the database:      ``services/org/orgimpl/store.go``
+``name = ?`` finds ``ACME`` for ``acme`` with         (``GetByName``, ``isOrgNameTaken``)
+MySQL's default collation, not with SQLite or
+PostgreSQL (``Settings.database``); stored as given
+``POST /api/orgs``: 409 ``Organization name taken``;  ``api/org.go`` (``CreateOrg``),
+the creator becomes an Admin of the new org           ``orgimpl/store.go`` (``CreateWithMember``)
+``DELETE /api/orgs/:id`` deletes memberships, teams,  ``services/org/orgimpl/store.go``
+folders, dashboards, data sources                     (``Delete``)
+logins and emails are stored lowercased and every     ``services/user/userimpl/user.go``
+lookup (``/api/users/lookup``, ``loginOrEmail`` of    (``Create``), ``userimpl/store.go``
+``POST /api/orgs/:id/users``, sign-in) ignores case   (``GetByLogin``), migration
+                                                      ``sqlstore/migrations/usermig/
+                                                      user_lowercase_login_and_email.go``
+``POST /api/admin/users``: 412 when the login or      ``api/admin_users.go``
+email is taken (without case); ``auto_assign_org``    (``AdminCreateUser``), ``services/org/
+(default on) puts the user in ``orgId`` when given,   orgimpl/org.go`` (``GetIDForNewUser``)
+else ``auto_assign_org_id`` (1), role
+``auto_assign_org_role`` (Viewer); off: a new
+organization named after the user, user Admin
+``POST /api/orgs/:id/users``: 409 already member,     ``api/org_users.go`` (``addOrgUserHelper``)
+404 user not found, 400 invalid role
+removing the last Admin of an organization, or        ``orgimpl/store.go``
+demoting it: 400                                      (``validateOneAdminLeftInOrg``)
+removing a member drops its team memberships there    ``orgimpl/store.go`` (``RemoveOrgUser``)
+``POST /api/teams`` adds its creator as team Admin;   ``services/team/teamapi/team.go``
+409 ``Team name taken``; search by ``name`` without   (``createTeam``, ``searchTeams``)
+a match answers 200 with no teams
+a new top-level folder gets creator Admin, Editor     ``api/folder.go``,
+Edit, Viewer View; a dashboard in a folder only its   ``services/dashboards/service/
+creator's Admin; ``POST .../permissions`` replaces    dashboard_service.go``
+the whole list                                        (``setDefaultPermissions``),
+                                                      ``api/dashboard_permission.go``
+org Admins see everything in their organization;      ``services/accesscontrol``
+others need a grant on the folder or dashboard        (folder/dashboard scopes)
+any member may query any data source of its           ``services/datasources/guardian``
+organization (permissions are Enterprise only)        (OSS allows all)
+``GET /api/datasources/uid/:uid/health``: 200 OK,     ``api/datasources.go``
+400 when the plugin reports an error, **500**         (``CheckDatasourceHealthWithUID``:
+``Unable to load datasource metadata`` when the       the cache lookup fails, 500)
+data source does not exist (not 404)
+data source create: 409 on a taken name or uid        ``services/datasources/service/
+                                                      datasource.go``
+====================================================  =========================================
+
+What differs from Grafana 11.x, which the double imitated before: the ``version`` of
+``/api/health`` and ``buildInfo``; logins and emails lowercased when created (11 kept them
+as typed and only compared without case); the health of a missing data source (500 above).
+Organization name lookups are unchanged (the database decides), which is why the project
+never relies on them and lists organizations instead.
+
+Note 1: Grafana resolves a user sending the header of an organization it is not a member of
+with no organization role; the exact status is not documented, so the double picks 403.
 
 Every request is recorded (``requests``) in the shape ``tests.contracts.openapi_check``
 checks, and an optional ``contract`` checks each one as it arrives: a request Grafana's API
@@ -63,7 +110,7 @@ PERMISSION_NAMES = {1: "View", 2: "Edit", 4: "Admin"}
 UID_PATTERN = re.compile(r"[A-Za-z0-9_-]*")
 UID_MAX_LENGTH = 40
 MAIN_ORG_NAME = "Main Org."
-VERSION = "11.3.0"
+VERSION = "12.3.1"
 _OPENER = build_opener(ProxyHandler({}))
 
 
@@ -183,6 +230,9 @@ class Settings:
     auto_assign_org: bool = True
     auto_assign_org_id: int = 1
     auto_assign_org_role: str = "Viewer"
+    # Grafana's database: "sqlite3" (the default) and "postgres" compare organization names
+    # exactly, "mysql" (default collation) without regard to case.
+    database: str = "sqlite3"
 
 
 class GrafanaState:
@@ -216,10 +266,14 @@ class GrafanaState:
         return org
 
     def org_by_name(self, name: str) -> Org | None:
-        return next((o for o in self.orgs.values() if o.name.lower() == name.lower()), None)
+        """``WHERE name = ?``, as the configured database compares it."""
+        if self.settings.database == "mysql":
+            return next((o for o in self.orgs.values() if o.name.lower() == name.lower()), None)
+        return next((o for o in self.orgs.values() if o.name == name), None)
 
     def add_user(self, login: str, email: str, password: str, name: str = "") -> User:
-        user = User(self.next_id("user"), _short_uid(), login, email or login, name, password)
+        login, email = login.lower(), (email or login).lower()  # Grafana 12 stores them so
+        user = User(self.next_id("user"), _short_uid(), login, email, name or login, password)
         self.users[user.id] = user
         return user
 
@@ -740,7 +794,25 @@ class GrafanaDouble:
     # ---- organizations (server admin)
 
     def _list_orgs(self, call: Call) -> tuple[int, Any]:
-        return 200, [{"id": o.id, "name": o.name} for o in self.state.orgs.values()]
+        try:
+            per_page = int(call.arg("perpage") or 1000)
+            page = max(int(call.arg("page") or 1), 1)  # 0 and 1 both mean the first page
+        except ValueError as error:
+            raise ApiError(400, "bad request data") from error
+        query, name = call.arg("query") or "", call.arg("name")
+        mysql = self.settings.database == "mysql"
+        like_ignores_case = self.settings.database != "postgres"  # name LIKE 'query%'
+        found = [
+            {"id": o.id, "name": o.name}
+            for o in sorted(self.state.orgs.values(), key=lambda o: o.id)
+            if (
+                o.name.lower().startswith(query.lower())
+                if like_ignores_case
+                else o.name.startswith(query)
+            )
+            and (name is None or (o.name.lower() == name.lower() if mysql else o.name == name))
+        ]
+        return 200, found[(page - 1) * per_page : page * per_page]
 
     def _org_json(self, org: Org) -> dict[str, Any]:
         address = dict.fromkeys(("address1", "address2", "city", "zipCode", "state", "country"), "")
@@ -1407,7 +1479,9 @@ class GrafanaDouble:
         return 200, {"datasources": datasources, "buildInfo": {"version": VERSION}}
 
     def _datasource_health(self, call: Call) -> Callable[[], tuple[int, Any]]:
-        datasource = self._datasource(call, uid=call.params["uid"])
+        datasource = self.state.datasource_by(call.org_id, uid=call.params["uid"])
+        if datasource is None:  # the cache lookup fails: 500, not 404
+            raise ApiError(500, "Unable to load datasource metadata")
         target = (datasource.url, dict(datasource.json_data), dict(datasource.secure_json_data))
 
         def check() -> tuple[int, Any]:

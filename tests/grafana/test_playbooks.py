@@ -2,9 +2,9 @@
 
 One Grafana and one InfluxDB serve the whole module (each run of ansible-playbook costs
 seconds): acme and beta are created once by the ``companies`` fixture, and the tests that
-change things use companies of their own. Every run is made the way the upload hook makes it:
-from another directory, with ANSIBLE_CONFIG, names in a JSON file given by
-``--extra-vars @file``, and an ``id`` command planted first on PATH that leaves a marker if
+change things use companies of their own. Every run is made the way an admin or the upload
+hook makes it: the playbook by its path from another directory, with no ANSIBLE_CONFIG (the
+plugins are found beside the playbooks), names in a JSON file given by ``--extra-vars @file``, and an ``id`` command planted first on PATH that leaves a marker if
 anything ever runs it. After every run, no secret may appear in what it printed.
 """
 
@@ -95,7 +95,7 @@ class Stack:
         return org.id if org else None
 
     def password_of(self, company: str, user: str) -> str:
-        path = self.home / ".powerview" / "grafana-passwords" / f"{company}_{user}.txt"
+        path = self.home / ".powerview" / "grafana-passwords" / company / f"{user}.txt"
         return path.read_text(encoding="utf-8").strip()
 
     def write_point(self, bucket: str, line: str) -> None:
@@ -132,11 +132,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory):
         INFLUXDB_ADMIN_TOKEN=influxdb.admin_token,
         HOME=str(home),
         PATH=f"{planted}{os.pathsep}{env.get('PATH', '')}",
-        ANSIBLE_CONFIG=str(AUTOMATION / "ansible.cfg"),
         ANSIBLE_NOCOLOR="1",
         ANSIBLE_LOCAL_TEMP=str(home / "ansible-tmp"),
     )
     env.pop("INFLUXDB_URL", None)
+    env.pop("ANSIBLE_CONFIG", None)
     yield Stack(grafana, influxdb, home, marker, env)
     problems = list(grafana.contract_problems)
     grafana.stop()
@@ -194,8 +194,10 @@ def test_the_user_belongs_to_its_company_only(stack, companies):
     state = stack.grafana.state
     alice = state.user_by_login("alice")
     assert state.orgs_of(alice.id) == {stack.org_id("acme"): "Viewer"}
-    path = stack.home / ".powerview" / "grafana-passwords" / "acme_alice.txt"
+    path = stack.home / ".powerview" / "grafana-passwords" / "acme" / "alice.txt"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE(path.parent.parent.stat().st_mode) == 0o700
     assert f"written to {path}" in companies["first"].output
     assert alice.password == stack.password_of("acme", "alice")
 
@@ -263,7 +265,7 @@ def test_check_mode_reports_changes_and_makes_none(stack, companies):
     assert more.recap["changed"] == 1  # only the new campaign dashboard
     assert stack.grafana.snapshot() == before
     assert stack.influxdb.bucket_names() == buckets
-    assert not (stack.home / ".powerview" / "grafana-passwords" / "gamma_gary.txt").exists()
+    assert not (stack.home / ".powerview" / "grafana-passwords" / "gamma").exists()
 
 
 # ---- users
@@ -287,7 +289,7 @@ def test_a_given_password_is_data_too(stack, companies):
     names = {"company_name": "acme", "user_name": "erin", "user_password": password}
     ok(stack.run(ADD_USER, names=names))
     assert stack.grafana.state.user_by_login("erin").password == password
-    assert not (stack.home / ".powerview" / "grafana-passwords" / "acme_erin.txt").exists()
+    assert not (stack.home / ".powerview" / "grafana-passwords" / "acme" / "erin.txt").exists()
 
 
 def test_a_new_user_needs_an_existing_company(stack, companies):

@@ -8,6 +8,16 @@ its inputs straight from ``task_vars`` without templating them, checks each one 
 against ``core.names``, the parser's allowlist), loads the settings through
 ``core.settings``, and returns plain values. Later tasks only use what it returns, which
 Ansible never templates again, so a name is data from end to end.
+
+Before any task changes anything, it also refuses:
+
+- a value cut by Ansible's ``key=value`` form of ``-e``: ``-e company_name='a b'`` reaches
+  Ansible as ``company_name=a b``, which it splits into ``company_name=a`` plus a free-form
+  ``b`` that it stores as the extra var ``_raw_params`` and otherwise ignores;
+- a reserved company name (``core.names.reserved_company_reason``);
+- a company whose name equals an existing company's without regard to case: a Grafana
+  organization (always listed, never looked up by name, since whether Grafana's name lookup
+  ignores case depends on its database) and, when the playbook uses InfluxDB, a bucket.
 """
 
 from __future__ import annotations
@@ -20,10 +30,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ansible import context
+from ansible.parsing.splitter import parse_kv
 from ansible.plugins.action import ActionBase
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 GRAFANA_AUTOMATION = PROJECT_ROOT / "grafana-automation"
+MODULE_UTILS = Path(__file__).resolve().parents[1] / "module_utils"
+PASSWORD_DIR = "~/.powerview/grafana-passwords"
+ORG_PAGE = 10000  # organizations asked for in one GET /api/orgs
+BUCKET_PAGE = 100  # InfluxDB's largest page of GET /api/v2/buckets
 UID_MAX_LENGTH = 40
 UID_CHARACTERS = re.compile(r"[A-Za-z0-9_-]+")
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
@@ -56,8 +72,16 @@ INPUTS: dict[str, Input] = {
     "user_password_file": Input(
         "path",
         "",
-        "Where a generated password is written (mode 0600); empty means "
-        "~/.powerview/grafana-passwords/<company>_<user>.txt.",
+        "Where a generated password is written (mode 0600, in a 0700 folder; an existing "
+        "file is never overwritten); empty means "
+        "~/.powerview/grafana-passwords/<company>/<user>.txt.",
+    ),
+    "move_from_company": Input(
+        "name",
+        "",
+        "Company the user is moved from (add-user playbook only): it loses its membership of "
+        "that company's organization and team. Without it, a user of another company is "
+        "refused.",
     ),
     "grafana_datasource_type": Input(
         "choice", "influxdb", "Plugin of the company data source.", DATASOURCE_TYPES
@@ -82,6 +106,159 @@ def _import_core() -> Any:
     import core.settings  # noqa: PLC0415
 
     return core
+
+
+def check_command_line(extra_vars: Any) -> None:
+    """Refuse ``-e`` values that Ansible's ``key=value`` form cut short.
+
+    ``extra_vars`` are the raw ``-e``/``--extra-vars`` strings. A ``key=value`` string is split
+    at unquoted spaces; a piece without ``=`` is not a value of the key before it but a
+    free-form parameter, which Ansible stores as ``_raw_params`` and no playbook reads: the
+    name silently loses everything after its first space."""
+    for option in extra_vars or ():
+        text = str(option)
+        if not text or text[0] in "@[{/.":
+            continue  # a file or inline JSON/YAML: a value cannot be cut there
+        leftover = parse_kv(text).get("_raw_params")
+        if leftover:
+            raise InputError(
+                f"-e {text!r}: Ansible's key=value form kept only what comes before the first "
+                f"space and would drop {str(leftover)!r}; a name never contains a space: give "
+                'the name alone, or pass inputs as JSON (-e \'{"company_name": "..."}\') or '
+                "in a file (-e @vars.json)"
+            )
+
+
+def _grafana_module() -> Any:
+    """``module_utils/powerview_grafana.py`` imported as a plain module (stdlib only)."""
+    if str(MODULE_UTILS) not in sys.path:
+        sys.path.insert(0, str(MODULE_UTILS))
+    import powerview_grafana  # noqa: PLC0415
+
+    return powerview_grafana
+
+
+def _grafana_client(settings: Any) -> Any:
+    grafana = _grafana_module()
+    return grafana.GrafanaClient(
+        settings["GRAFANA_URL"], settings["GRAFANA_USERNAME"], settings["GRAFANA_PASSWORD"]
+    )
+
+
+def check_user(settings: Any, company: str, login: str, email: str, move_from: str) -> None:
+    """Refuse a login or an email that belongs to another company.
+
+    Grafana 12 finds users by login or email without regard to case, so ``ALICE``, ``alice``
+    and ``alice@x`` may all name acme's alice: whoever Grafana finds is checked. A user may
+    belong to the company's organization and the main one (where Grafana puts users made by
+    hand); any other organization is another company, named in the refusal, unless
+    ``move_from`` names exactly that one."""
+    grafana = _grafana_module()
+    client = _grafana_client(settings)
+    try:
+        for wanted, what in ((login, "login"), (email, "email")):
+            if not wanted:
+                continue
+            status, user = client.call(
+                "GET", "/api/users/lookup", query={"loginOrEmail": wanted}, accept=(404,)
+            )
+            if status != 200:
+                continue
+            if user.get("isGrafanaAdmin"):
+                raise InputError(
+                    f"{what} {wanted!r} is the Grafana server admin {user['login']!r}: refusing "
+                    "to manage it as a company user"
+                )
+            _, orgs = client.call("GET", grafana.api_path("users", user["id"], "orgs"))
+            foreign = sorted(
+                str(org["name"])
+                for org in orgs or []
+                if int(org["orgId"]) != grafana.MAIN_ORG_ID
+                and org["name"] != company
+                and (not move_from or org["name"] != move_from)
+            )
+            if what == "email" and str(user.get("login", "")).lower() != login.lower():
+                owner = f" of company {foreign[0]!r}" if foreign else ""
+                raise InputError(
+                    f"user_email {wanted!r} is already the email of Grafana user "
+                    f"{user['login']!r}{owner} (emails are compared without case): refusing "
+                    f"to give it to {login!r}"
+                )
+            if foreign:
+                same = "" if user["login"] == wanted else f" (Grafana user {user['login']!r})"
+                raise InputError(
+                    f"{what} {wanted!r}{same} belongs to company {foreign[0]!r}: refusing it for "
+                    f"company {company!r}, a user is never moved between companies; pick "
+                    "another login, or move it explicitly with add_grafana_user_to_team.yml "
+                    f"and move_from_company={foreign[0]} (see grafana-automation/README.md)"
+                )
+    except grafana.GrafanaError as error:
+        raise InputError(str(error)) from None
+
+
+def grafana_org_names(settings: Any) -> list[str]:
+    """Every organization name of Grafana (server admin, basic auth).
+
+    One page without ``page``: Grafana versions count ``page`` from 0 or from 1, so only the
+    first page is unambiguous; more organizations than a page holds is refused, not guessed."""
+    _, orgs = _grafana_client(settings).call("GET", "/api/orgs", query={"perpage": ORG_PAGE})
+    if len(orgs or []) >= ORG_PAGE:
+        raise InputError(
+            f"Grafana has {ORG_PAGE} organizations or more: the company names cannot all be "
+            "checked in one page"
+        )
+    return [str(org["name"]) for org in orgs or []]
+
+
+def influxdb_bucket_names(settings: Any, core: Any) -> list[str]:
+    """Every bucket name of INFLUXDB_ORG, page by page."""
+    import core.influx_admin as admin  # noqa: PLC0415
+
+    client = admin.make_client(
+        settings.influxdb_url, settings["INFLUXDB_ADMIN_TOKEN"], timeout_s=30.0
+    )
+    try:
+        org_id = admin.find_org_id(client, settings["INFLUXDB_ORG"])
+        names: list[str] = []
+        offset = 0
+        while True:
+            found = client.buckets_api().find_buckets(
+                org_id=org_id, limit=BUCKET_PAGE, offset=offset
+            )
+            buckets = found.buckets or []
+            names += [bucket.name for bucket in buckets]
+            if len(buckets) < BUCKET_PAGE:
+                return names
+            offset += BUCKET_PAGE
+    except admin.InfluxAdminError as error:
+        raise InputError(str(error)) from None
+    except admin.CLIENT_ERRORS as error:  # unreachable, token refused...
+        raise InputError(admin.describe_error(error, settings.influxdb_url)) from None
+    finally:
+        client.close()
+
+
+def check_company(company: str, settings: Any, groups: tuple[str, ...], core: Any) -> None:
+    """Refuse a reserved company name, or one equal to an existing company's but for case."""
+    reason = core.names.reserved_company_reason(company, settings["TSV_META_BUCKET"])
+    if reason:
+        raise InputError(f"company_name: {reason}")
+    grafana = _grafana_module()
+    try:
+        orgs = grafana_org_names(settings)
+    except grafana.GrafanaError as error:
+        raise InputError(str(error)) from None
+    other = core.names.company_case_conflict(company, orgs)
+    where = "Grafana organization"
+    if other is None and "influxdb" in groups:
+        other = core.names.company_case_conflict(company, influxdb_bucket_names(settings, core))
+        where = "InfluxDB bucket"
+    if other is not None:
+        raise InputError(
+            f"company_name {company!r} differs only by case from the existing company "
+            f"{other!r} ({where} {other!r}): company names are unique without regard to case, "
+            f"so nothing was done for {company!r}; use {other!r} if that company is meant"
+        )
 
 
 def grafana_uid(prefix: str, *names: str) -> str:
@@ -177,15 +354,28 @@ class ActionModule(ActionBase):
         groups = tuple(self._task.args.get("settings") or ("grafana",))
         core = _import_core()
         try:
+            check_command_line(context.CLIARGS.get("extra_vars"))
             values = read_inputs(task_vars, required, optional, core)
             settings = core.settings.load_settings(require=groups)
+            if values.get("company_name"):
+                check_company(values["company_name"], settings, groups, core)
+            if values.get("company_name") and values.get("user_name"):
+                check_user(
+                    settings,
+                    values["company_name"],
+                    values["user_name"],
+                    values.get("user_email", ""),
+                    values.get("move_from_company", ""),
+                )
         except (InputError, core.settings.SettingsError) as error:
             return {**result, "failed": True, "changed": False, "msg": str(error)}
         company = values.get("company_name", "")
         campaign = values.get("campaign_name", "")
         user = values.get("user_name", "")
+        # One folder per company: <company>/<user>.txt cannot be the file of another pair,
+        # since neither name may contain '/'.
         password_file = values.get("user_password_file") or (
-            f"~/.powerview/grafana-passwords/{company}_{user}.txt" if user else ""
+            f"{PASSWORD_DIR}/{company}/{user}.txt" if user else ""
         )
         influxdb_url = values.get("grafana_influxdb_url") or (
             settings.influxdb_url if "influxdb" in groups else ""
@@ -199,6 +389,7 @@ class ActionModule(ActionBase):
             user_role=values.get("user_role") or "Viewer",
             user_password=values.get("user_password", ""),
             user_password_file=os.path.expanduser(password_file) if password_file else "",
+            move_from_company=values.get("move_from_company", ""),
             datasource_type=values.get("grafana_datasource_type") or "influxdb",
             influxdb_url=influxdb_url or "",
             influxdb_org=settings["INFLUXDB_ORG"] or "",

@@ -173,9 +173,22 @@ def verify_server_admin(client: GrafanaClient) -> None:
 
 
 def find_org(client: GrafanaClient, name: str) -> dict[str, Any] | None:
-    """The organization named ``name`` or None (organization names are unique in Grafana)."""
+    """The organization named exactly ``name``, or None.
+
+    Grafana compares the name in SQL (``name = ?``): with SQLite or PostgreSQL ``ACME`` does
+    not find ``acme``, with MySQL's default collation it does. An answer that differs from
+    ``name`` (case included) is refused rather than acted upon: deleting ``ACME`` must never
+    delete ``acme``."""
     status, org = client.call("GET", api_path("orgs", "name", name), accept=(404,))
-    return org if status == 200 else None
+    if status != 200:
+        return None
+    if org.get("name") != name:
+        raise GrafanaError(
+            f"Grafana answered organization {org.get('name')!r} when asked for {name!r} (its "
+            "database compares names without case): company names are unique without regard "
+            f"to case, so nothing was done for {name!r}"
+        )
+    return org
 
 
 def find_team(org_client: GrafanaClient, name: str) -> dict[str, Any] | None:

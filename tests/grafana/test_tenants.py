@@ -1,0 +1,424 @@
+"""Companies stay apart whatever an admin types: each case through the real ansible-playbook.
+
+Every test starts its own Grafana and InfluxDB doubles and its own HOME, so no test depends on
+what another left. Runs are made as an admin makes them: the playbook by its path, from a
+directory that is not the project's, without ANSIBLE_CONFIG. After every scenario,
+``assert_isolated`` checks, as each company user signs in, that no user sees any resource of
+another company: one organization, data sources reading that company's bucket only, with a
+token that can read nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ansible.module_utils.powerview_grafana import GrafanaClient, GrafanaError
+
+from tests.doubles.grafana import GrafanaDouble
+from tests.doubles.grafana_fixtures import grafana_environment, load_grafana_contract
+from tests.doubles.influxdb import InfluxDBDouble
+from tests.grafana.conftest import PROJECT_ROOT, api, library
+from tests.grafana.test_playbooks import ADD_USER, ANSIBLE_PLAYBOOK, CREATE, DELETE, Run, Stack
+from tests.test_hook import VENV, stack  # noqa: F401  (the hook's fixture, by name)
+
+PLAYBOOKS = (CREATE, ADD_USER, DELETE)
+INVENTORY_WARNINGS = (
+    "No inventory was parsed, only implicit localhost is available",
+    "provided hosts list is empty, only localhost is available",
+)
+
+
+class Tenants(Stack):
+    """A Stack of its own, with the checks every scenario ends with."""
+
+    def passwords(self) -> Path:
+        return self.home / ".powerview" / "grafana-passwords"
+
+    def create(self, company: str, **names: str) -> Run:
+        return self.run(CREATE, names={"company_name": company, **names})
+
+    def add_user(self, company: str, user: str, **names: str) -> Run:
+        return self.run(ADD_USER, names={"company_name": company, "user_name": user, **names})
+
+    def user(self, login: str) -> Any:
+        return self.grafana.state.user_by_login(login)
+
+    def org_names_of(self, login: str) -> set[str]:
+        state = self.grafana.state
+        return {state.orgs[org].name for org in state.orgs_of(self.user(login).id)}
+
+    def assert_isolated(self) -> None:
+        """As each company user signs in: one organization, and every data source it can
+        use reads that company's bucket, with a token that can read nothing else."""
+        with self.grafana.state.lock:
+            users = [u for u in self.grafana.state.users.values() if not u.is_admin]
+        tokens = {a.token: a for a in self.influxdb.authorizations()}
+        for user in users:
+
+            def as_user(method: str, path: str, user: Any = user) -> tuple[int, Any]:
+                return api(self.grafana, method, path, login=user.login, password=user.password)
+
+            status, orgs = as_user("GET", "/api/user/orgs")
+            assert status == 200
+            companies = [o for o in orgs if o["orgId"] != 1]
+            assert len(companies) <= 1, f"{user.login} belongs to {orgs}"
+            if not companies:
+                continue
+            company = companies[0]["name"]
+            assert user.org_id == companies[0]["orgId"], f"{user.login} lands elsewhere"
+            datasources = as_user("GET", "/api/frontend/settings")[1]["datasources"]
+            for name, datasource in datasources.items():
+                assert datasource["jsonData"]["defaultBucket"] == company, (user.login, name)
+                stored = self.grafana.state.datasource_by(
+                    companies[0]["orgId"], uid=datasource["uid"]
+                )
+                token = tokens[stored.secure_json_data["token"]]
+                assert [(p.action, p.id) for p in token.permissions] == [
+                    ("read", self.influxdb.bucket_id(company))
+                ], (user.login, name)
+            hits = as_user("GET", "/api/search")[1]
+            org_items = {
+                i.uid
+                for i in self.grafana.state.items.values()
+                if i.org_id == companies[0]["orgId"]
+            }
+            assert {hit["uid"] for hit in hits} <= org_items, user.login
+
+
+def refused(run: Run, *words: str) -> Run:
+    assert run.returncode != 0 and run.recap.get("failed") == 1, run.output
+    for word in words:
+        assert word in run.output, f"{word!r} not in:\n{run.output}"
+    assert "Traceback" not in run.output
+    return run
+
+
+def ok(run: Run) -> Run:
+    assert run.returncode == 0 and run.recap.get("failed") == 0, run.output
+    return run
+
+
+@pytest.fixture
+def tenants_factory(tmp_path: Path) -> Iterator[Callable[..., Tenants]]:
+    """Start a stack (``database`` is Grafana's: sqlite3 or mysql) for one test."""
+    started: list[Tenants] = []
+
+    def start(**grafana_settings: Any) -> Tenants:
+        home = tmp_path / f"home{len(started)}"
+        planted = home / "bin"
+        planted.mkdir(parents=True)
+        marker = home / "PLANTED_COMMAND_RAN"
+        script = planted / "id"
+        script.write_text(f'#!/bin/sh\necho "id $*" >> "{marker}"\necho 0\n', encoding="utf-8")
+        script.chmod(0o755)
+        grafana = GrafanaDouble(contract=load_grafana_contract(), **grafana_settings).start()
+        influxdb = InfluxDBDouble().start()
+        env = grafana_environment(grafana)
+        env.update(
+            INFLUXDB_HOST=influxdb.url,
+            INFLUXDB_ORG=influxdb.org,
+            INFLUXDB_ADMIN_TOKEN=influxdb.admin_token,
+            HOME=str(home),
+            PATH=f"{planted}{os.pathsep}{env.get('PATH', '')}",
+            ANSIBLE_NOCOLOR="1",
+            ANSIBLE_LOCAL_TEMP=str(home / "ansible-tmp"),
+        )
+        for name in ("INFLUXDB_URL", "ANSIBLE_CONFIG"):
+            env.pop(name, None)
+        site = Tenants(grafana, influxdb, home, marker, env)
+        started.append(site)
+        return site
+
+    yield start
+    problems = [p for site in started for p in site.grafana.contract_problems]
+    for site in started:
+        site.grafana.stop()
+        site.influxdb.stop()
+    assert not problems, "requests outside Grafana's API description:\n" + "\n".join(problems)
+
+
+@pytest.fixture
+def tenants(tenants_factory: Callable[..., Tenants]) -> Tenants:
+    """acme (user alice, alice@acme.example) and beta (user bob), Grafana on SQLite."""
+    site = tenants_factory()
+    ok(site.create("acme", user_name="alice", user_email="alice@acme.example"))
+    ok(site.create("beta", user_name="bob"))
+    return site
+
+
+# ---- logins of another company
+
+
+def test_a_login_of_another_company_is_refused_and_never_moved(tenants):
+    password = tenants.user("alice").password
+    before = tenants.grafana.snapshot()
+    for playbook, names, found in [
+        (ADD_USER, {"user_name": "alice"}, "login 'alice' belongs to company 'acme'"),
+        (ADD_USER, {"user_name": "ALICE"}, "login 'ALICE' (Grafana user 'alice') belongs"),
+        (
+            ADD_USER,
+            {"user_name": "mallory", "user_email": "ALICE@acme.example"},
+            "email of Grafana user 'alice' of company 'acme'",
+        ),
+        (CREATE, {"user_name": "Alice"}, "(Grafana user 'alice') belongs to company 'acme'"),
+    ]:
+        refused(tenants.run(playbook, names={"company_name": "beta", **names}), found)
+        assert tenants.grafana.snapshot() == before
+    assert tenants.org_names_of("alice") == {"acme"}
+    assert tenants.user("mallory") is None
+    # Her old password still opens acme, and only acme.
+    status, orgs = api(tenants.grafana, "GET", "/api/user/orgs", login="alice", password=password)
+    assert status == 200 and [o["name"] for o in orgs] == ["acme"]
+    tenants.assert_isolated()
+
+
+def test_carol_in_capitals_does_not_adopt_carol(tenants):
+    ok(tenants.add_user("acme", "carol"))
+    refused(tenants.add_user("beta", "CAROL"), "belongs to company 'acme'")
+    assert tenants.org_names_of("carol") == {"acme"}
+    assert ok(tenants.add_user("acme", "CAROL")).recap["changed"] == 0  # the same user
+    tenants.assert_isolated()
+
+
+def test_a_user_made_by_hand_in_the_main_organization_is_adopted(tenants):
+    tenants.grafana.create_user("dora", "dora-password", {1: "Viewer"})
+    ok(tenants.add_user("beta", "dora"))
+    assert tenants.org_names_of("dora") == {"beta"}
+    tenants.assert_isolated()
+
+
+def test_an_explicit_move_says_what_it_removes(tenants):
+    run = ok(tenants.add_user("beta", "alice", move_from_company="acme"))
+    assert "alice removed from organization acme" in run.output
+    assert tenants.org_names_of("alice") == {"beta"}
+    acme = tenants.org_id("acme")
+    team = next(t for t in tenants.grafana.state.teams.values() if t.org_id == acme)
+    assert tenants.user("alice").id not in team.members
+    # Once moved, a rerun changes nothing.
+    assert ok(tenants.add_user("beta", "alice", move_from_company="acme")).recap["changed"] == 0
+    tenants.assert_isolated()
+
+
+def test_deleting_a_company_never_deletes_another_companys_user(tenants):
+    before = tenants.grafana.snapshot()
+    refused(
+        tenants.run(DELETE, names={"company_name": "beta", "user_name": "alice"}),
+        "belongs to company 'acme'",
+    )
+    assert tenants.grafana.snapshot() == before
+    tenants.assert_isolated()
+
+
+# ---- company names that differ by case
+
+
+@pytest.mark.parametrize("database", ["sqlite3", "mysql"])
+def test_a_company_differing_only_by_case_is_refused_everywhere(tenants_factory, database):
+    """Whether Grafana's organization lookup ignores case depends on its database: SQLite
+    compares exactly, MySQL does not. Neither may matter."""
+    site = tenants_factory(database=database)
+    ok(site.create("acme", campaign_name="site1", user_name="alice"))
+    before, buckets = site.grafana.snapshot(), site.influxdb.bucket_names()
+    for playbook, names in [
+        (CREATE, {"company_name": "ACME", "campaign_name": "site1"}),
+        (CREATE, {"company_name": "Acme", "user_name": "eve"}),
+        (ADD_USER, {"company_name": "ACME", "user_name": "eve"}),
+        (DELETE, {"company_name": "ACME"}),
+        (DELETE, {"company_name": "aCmE", "user_name": "alice"}),
+    ]:
+        run = refused(site.run(playbook, names=names), "differs only by case", "'acme'")
+        assert f"nothing was done for {names['company_name']!r}" in run.output
+    assert site.grafana.snapshot() == before
+    assert site.influxdb.bucket_names() == buckets
+    assert not [d for d in site.grafana.state.datasources.values() if d.name != "influxdb_acme"]
+    site.assert_isolated()
+
+
+def test_a_company_known_only_to_influxdb_counts_too(tenants_factory):
+    """The parser creates a company's bucket at its first upload, before any Grafana run."""
+    site = tenants_factory()
+    ok(site.create("acme"))
+    ok(site.run(DELETE, names={"company_name": "acme"}))  # Grafana forgets, the bucket stays
+    assert "acme" in site.influxdb.bucket_names()
+    before = site.grafana.snapshot()
+    refused(site.create("ACME"), "differs only by case", "InfluxDB bucket 'acme'")
+    assert site.grafana.snapshot() == before
+    assert "ACME" not in site.influxdb.bucket_names()
+
+
+def test_the_org_module_never_acts_on_an_organization_of_another_case(tenants_factory):
+    """Defence behind the preflight: with MySQL, asking Grafana for ACME answers acme."""
+    site = tenants_factory(database="mysql")
+    ok(site.create("acme"))
+    org_id = site.org_id("acme")
+    status, org = api(site.grafana, "GET", "/api/orgs/name/ACME")
+    assert status == 200 and org["id"] == org_id  # what the module must not trust
+    client = GrafanaClient(site.grafana.url, site.grafana.admin_login, site.grafana.admin_password)
+    with pytest.raises(GrafanaError, match="nothing was done for 'ACME'"):
+        library("powerview_grafana_org").ensure_org(
+            client, {"name": "ACME", "state": "absent", "create": True}, False
+        )
+    assert site.org_id("acme") == org_id
+
+
+# ---- reserved names
+
+
+@pytest.mark.parametrize(
+    ("playbook", "company", "reason"),
+    [
+        (CREATE, "powerview_meta", "TSV_META_BUCKET"),
+        (DELETE, "PowerView_META", "TSV_META_BUCKET"),
+        (ADD_USER, "General", "root folder"),
+    ],
+)
+def test_reserved_company_names_create_nothing(tenants_factory, playbook, company, reason):
+    site = tenants_factory()
+    before, buckets = site.grafana.snapshot(), site.influxdb.bucket_names()
+    names = {"company_name": company, "user_name": "eve"}
+    refused(site.run(playbook, names=names), "is reserved", reason)
+    assert site.grafana.snapshot() == before
+    assert site.influxdb.bucket_names() == buckets
+
+
+def test_the_configured_meta_bucket_is_the_reserved_one(tenants_factory):
+    site = tenants_factory()
+    site.env["TSV_META_BUCKET"] = "records"
+    refused(site.create("Records"), "is reserved", "TSV_META_BUCKET='records'")
+    ok(site.create("powerview_meta"))  # no longer the records bucket: an ordinary name
+
+
+# ---- password files
+
+
+def test_password_files_of_different_pairs_never_collide(tenants_factory):
+    site = tenants_factory()
+    ok(site.create("a_b", user_name="c"))
+    ok(site.create("a", user_name="b_c"))
+    first = site.passwords() / "a_b" / "c.txt"
+    second = site.passwords() / "a" / "b_c.txt"
+    assert first.read_text().strip() == site.user("c").password
+    assert second.read_text().strip() == site.user("b_c").password
+    for path in (first, second):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE(site.passwords().stat().st_mode) == 0o700
+    site.assert_isolated()
+
+
+def test_an_existing_password_file_is_never_overwritten(tenants_factory):
+    site = tenants_factory()
+    ok(site.create("acme"))
+    folder = site.passwords() / "acme"
+    folder.mkdir(parents=True, mode=0o700)
+    (folder / "zed.txt").write_text("kept\n")
+    before = site.grafana.snapshot()
+    refused(site.add_user("acme", "zed"), "already exists", "never overwritten")
+    assert (folder / "zed.txt").read_text() == "kept\n"
+    assert site.grafana.snapshot() == before and site.user("zed") is None
+
+
+def test_a_password_folder_open_to_others_is_refused(tenants_factory):
+    site = tenants_factory()
+    ok(site.create("acme"))
+    folder = site.home / "shared"
+    folder.mkdir(mode=0o755)
+    folder.chmod(0o755)
+    run = refused(
+        site.add_user("acme", "zed", user_password_file=str(folder / "zed.txt")),
+        "open to other users",
+    )
+    assert "chmod 700" in run.output
+    assert not (folder / "zed.txt").exists() and site.user("zed") is None
+
+
+# ---- the command line
+
+
+def test_a_name_cut_by_ansible_key_value_form_is_refused(tenants_factory):
+    """The shell gives `-e company_name='a b'` to Ansible as `company_name=a b`."""
+    site = tenants_factory()
+    before = site.grafana.snapshot()
+    for playbook in PLAYBOOKS:
+        run = refused(site.run(playbook, "-e", "company_name=a b"), "key=value", "'b'")
+        assert "company_name=a b" in run.output
+    assert site.grafana.snapshot() == before and site.org_id("a") is None
+    assert "a" not in site.influxdb.bucket_names()
+    # The same name as JSON arrives whole, and the allowlist refuses it.
+    refused(site.run(CREATE, "-e", json.dumps({"company_name": "a b"})), "is not allowed")
+    # key=value without a space keeps working.
+    ok(site.run(CREATE, "-e", "company_name=acme campaign_name=site1"))
+    assert site.grafana.state.item_by_uid(site.org_id("acme"), "powerview_acme_site1")
+
+
+# ---- from anywhere
+
+
+@pytest.mark.parametrize("cwd", ["/", "project"])
+def test_every_playbook_runs_by_its_path_from_any_directory(tenants_factory, cwd):
+    site = tenants_factory()
+    directory = {"/": Path("/"), "project": PROJECT_ROOT}[cwd]
+    assert "ANSIBLE_CONFIG" not in site.env
+    outputs = []
+    for playbook, names in [
+        (CREATE, {"company_name": "acme", "campaign_name": "site1"}),
+        (ADD_USER, {"company_name": "acme", "user_name": "alice"}),
+        (DELETE, {"company_name": "acme", "user_name": "alice"}),
+    ]:
+        vars_file = site.home / "vars.json"
+        vars_file.write_text(json.dumps(names))
+        completed = subprocess.run(
+            [str(ANSIBLE_PLAYBOOK), os.path.relpath(playbook, directory), "-e", f"@{vars_file}"],
+            cwd=directory,
+            env=site.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        output = completed.stdout + completed.stderr
+        assert completed.returncode == 0, output
+        outputs.append(output)
+    assert site.org_id("acme") is None and site.user("alice") is None
+    for output in outputs:
+        warnings = [line for line in output.splitlines() if "[WARNING]" in line]
+        # Without ansible.cfg Ansible says it uses its implicit localhost; nothing else may be
+        # warned about (interpreter discovery, unknown plugins...).
+        assert all(any(w in line for w in INVENTORY_WARNINGS) for line in warnings), warnings
+
+
+# ---- the upload hook: an SFTP mkdir of ACME/site1
+
+
+def test_a_mkdir_of_a_company_differing_by_case_creates_nothing(request, grafana):
+    """on-upload.sh runs create_grafana_resources.yml for a new campaign folder: ``ACME/site1``
+    beside an existing ``acme`` is refused by its preflight."""
+    hook = request.getfixturevalue("stack")  # tests.test_hook's installation and InfluxDB
+    hook.settings(
+        GRAFANA_URL=grafana.url,
+        GRAFANA_USERNAME=grafana.admin_login,
+        GRAFANA_PASSWORD=grafana.admin_password,
+    )
+    real = {"POWERVIEW_ANSIBLE_PLAYBOOK": str(VENV / "bin" / "ansible-playbook")}
+    (hook.data / "acme/site1").mkdir(parents=True)
+    assert hook.mkdir(hook.data / "acme/site1", **real).returncode == 0
+    assert hook.wait_for("job:playbook")[0]["outcome"] == "completed"
+    before, buckets = grafana.snapshot(), hook.influxdb.bucket_names()
+    (hook.data / "ACME/site1").mkdir(parents=True)
+    assert hook.mkdir(hook.data / "ACME/site1", **real).returncode == 0
+    done = hook.wait_for("job:playbook", count=2)[1]
+    output = (hook.logs / "hook-output.log").read_text()
+    assert done["outcome"] == "failed", output
+    assert "'ACME' differs only by case from the existing company 'acme'" in output
+    assert grafana.snapshot() == before
+    assert hook.influxdb.bucket_names() == buckets
+    org = grafana.state.org_by_name("acme")
+    assert [d.name for d in grafana.state.datasources.values()] == ["influxdb_acme"]
+    assert grafana.state.datasource_by(org.id, name="influxdb_ACME") is None
