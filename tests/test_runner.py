@@ -34,6 +34,20 @@ def test_without_a_terminal_each_file_is_a_log_line(tmp_path, caplog):
 def test_exit_codes_rank_configuration_over_temporary_over_data(tmp_path):
     runner = Runner(RunConfig(data_folder=tmp_path, dry_run=True))
     assert runner._exit_code() == 0
-    for kind, code in (("data", 1), ("temporary", 3), ("configuration", 4)):
+    for kind, code in (("data", 1), ("temporary", 3), ("configuration", 4), ("unexpected", 5)):
         runner.report.files.append(FileResult(file=kind, status="x", error_kind=kind))
         assert runner._exit_code() == code
+
+
+def test_a_failure_outside_any_file_still_finishes_the_report(tmp_path, monkeypatch):
+    """Listing the data folder fails (an I/O error, a bug): the report says so and the run
+    ends with exit code 5 instead of a traceback."""
+
+    def unreadable_folder(folder, now):
+        raise OSError(5, "Input/output error")
+        yield  # a generator, like pending_files
+
+    monkeypatch.setattr("core.runner.pending_files", unreadable_folder)
+    report = Runner(RunConfig(data_folder=tmp_path, dry_run=True, min_file_age_s=0)).run()
+    assert report.exit_code == 5 and report.finished_at is not None
+    assert report.messages == ["unexpected error: OSError: [Errno 5] Input/output error"]
