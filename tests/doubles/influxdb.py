@@ -1137,7 +1137,7 @@ class InfluxDBDouble:
         if org_id:
             query += f"&orgID={org_id}"
         links = {"self": f"/api/v2/buckets?{query}"}
-        if len(found) > offset + limit:
+        if len(page) >= limit:  # paging.go NewPagingLinks: a full page has a next link
             links["next"] = (
                 f"/api/v2/buckets?{query.replace(f'offset={offset}', f'offset={offset + limit}')}"
             )
