@@ -90,15 +90,28 @@ class PendingFile:
     age_s: float
 
 
-def pending_files(data_folder: Path, now: float) -> Iterator[PendingFile]:
+def pending_files(
+    data_folder: Path,
+    now: float,
+    unreadable: list[str] | None = None,
+    company: str | None = None,
+) -> Iterator[PendingFile]:
     """Every ``*.tsv`` waiting under the data folder, in path order.
 
     Not taken: files in a device folder's ``parsed/`` and ``error/``, hidden files and folders
     (including SFTPGo's ``.sftpgo-upload.*`` temp files), and symbolic links, which could
-    lead out of the data folder.
+    lead out of the data folder. A folder that cannot be listed is added to ``unreadable``
+    (with the reason), so that its files are not silently forgotten. ``company`` limits the
+    walk to that company's folder.
     """
+
+    def cannot_list(error: OSError) -> None:
+        if unreadable is not None:
+            unreadable.append(f"{error.filename}: {error.strerror}")
+
     root_depth = len(data_folder.parts)
-    for directory, subdirs, files in os.walk(data_folder, followlinks=False):
+    start = data_folder / company if company else data_folder
+    for directory, subdirs, files in os.walk(start, onerror=cannot_list, followlinks=False):
         in_device_folder = len(Path(directory).parts) - root_depth == 3
         subdirs[:] = sorted(
             name

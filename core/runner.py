@@ -193,9 +193,8 @@ class Runner:
         now = self.clock()
         targets = []
         company = self.config.company
-        for pending in pending_files(self.config.data_folder, now):
-            if company and pending.path.relative_to(self.config.data_folder).parts[0] != company:
-                continue
+        unreadable: list[str] = []
+        for pending in pending_files(self.config.data_folder, now, unreadable, company):
             if pending.age_s < self.config.min_file_age_s:
                 self.report.files.append(
                     FileResult(
@@ -210,6 +209,8 @@ class Runner:
                 )
                 continue
             targets.append(pending.path)
+        for folder in unreadable:  # its files cannot even be named: the run says so (exit 5)
+            self._unexpected_messages.append(f"a folder could not be listed: {printable(folder)}")
         return targets
 
     def _relative(self, path: Path) -> str:

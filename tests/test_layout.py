@@ -100,3 +100,31 @@ def test_sweep_reports_each_file_age(tmp_path):
     os.utime(path, (1000, 1000))
     (pending,) = pending_files(tmp_path, now=1060)
     assert pending.age_s == pytest.approx(60)
+
+
+def test_a_folder_that_cannot_be_listed_is_reported(tmp_path, monkeypatch):
+    from core.layout import pending_files
+
+    touch(tmp_path / "acme" / "site" / "dev" / "a.tsv")
+    real_scandir = os.scandir
+
+    def scandir(path):
+        if str(path).endswith("site"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    unreadable: list[str] = []
+    assert list(pending_files(tmp_path, 0.0, unreadable)) == []
+    assert unreadable == [f"{tmp_path / 'acme' / 'site'}: Permission denied"]
+
+
+def test_a_company_sweep_walks_only_that_company(tmp_path):
+    from core.layout import pending_files
+
+    for company in ("acme", "other"):
+        touch(tmp_path / company / "site" / "dev" / "a.tsv")
+    (tmp_path / "acme" / "site" / "dev" / "parsed").mkdir()
+    touch(tmp_path / "acme" / "site" / "dev" / "parsed" / "done.tsv")
+    found = [p.path.relative_to(tmp_path) for p in pending_files(tmp_path, 0.0, company="acme")]
+    assert found == [Path("acme/site/dev/a.tsv")]

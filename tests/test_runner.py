@@ -43,7 +43,7 @@ def test_a_failure_outside_any_file_still_finishes_the_report(tmp_path, monkeypa
     """Listing the data folder fails (an I/O error, a bug): the report says so and the run
     ends with exit code 5 instead of a traceback."""
 
-    def unreadable_folder(folder, now):
+    def unreadable_folder(folder, now, unreadable=None, company=None):
         raise OSError(5, "Input/output error")
         yield  # a generator, like pending_files
 
