@@ -100,7 +100,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from core.layout import is_tsv_name
 from core.names import UnsafeNameError, check_name, reserved_company_reason
@@ -276,11 +276,14 @@ class Hook:
             return EXIT_NO_EVENT  # by hand: no line in the production log
         try:
             self._check_installation()
-            self._dispatch()
-            raise Finished("ignored", "no handler")  # pragma: no cover - _dispatch finishes
+            self._dispatch()  # always ends with Finished
         except Finished as done:
             self.log(done.outcome, done.detail)
             return done.status
+        except Exception as error:  # a bug: still one line, so the event is not lost
+            self.log("failed", f"hook error: {type(error).__name__}: {error}")
+            raise
+        return EXIT_BROKEN  # not reached
 
     def _decode_event(self) -> None:
         env = self.environ
@@ -313,7 +316,7 @@ class Hook:
             raise Finished("failed", f"no project at {config.root} (POWERVIEW_ROOT)", EXIT_BROKEN)
         self._show(self.shown_path)
 
-    def _dispatch(self) -> None:
+    def _dispatch(self) -> NoReturn:
         if self.event.startswith("job:"):
             rest = self.argv[2:]
             self._job(self.event[4:], rest[: rest.index("--user")] if "--user" in rest else rest)
