@@ -255,7 +255,9 @@ def reject_upload(
                     "time": datetime.now(UTC).isoformat(),
                 }
                 moved = move_to_error(held, details)
-                result.moved_to = str(moved.target.relative_to(location.data_folder))
+                if moved.target is not None:
+                    result.moved_to = str(moved.target.relative_to(location.data_folder))
+                result.notes += [moved.left_in_place] if moved.left_in_place else []
             else:
                 result.status, result.error_kind, result.skip_reason = (
                     STATUS_SKIPPED,

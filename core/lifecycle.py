@@ -229,7 +229,7 @@ def _free_target(directory: Path, name: str, content: Path) -> tuple[Path, bool]
 class Moved:
     """Where the content went, and what else a reader of the report should know."""
 
-    target: Path
+    target: Path | None  # None: nothing was moved (see left_in_place)
     duplicate: bool  # an identical copy was already there: one copy kept
     left_in_place: str | None = None  # why the upload's name was not removed
 
@@ -267,7 +267,7 @@ def move_without_overwrite(
                 raise
             # No hard links here (some network file systems): rename after the check.
             if held is not None and held.replaced():
-                return Moved(path, False, "the file was replaced: left for the next run")
+                return Moved(None, False, "the file was replaced: left for the next run")
             os.rename(path, target)
             if before_unlink is not None:
                 _undo_on_failure(before_unlink, target, functools.partial(os.rename, target, path))

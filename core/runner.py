@@ -476,7 +476,7 @@ class Runner:
         return result
 
     def _note_move(self, result: FileResult, moved: Moved, folder: str) -> None:
-        result.moved_to = self._relative(moved.target)
+        result.moved_to = self._relative(moved.target) if moved.target else None
         if moved.duplicate:
             result.notes.append(f"an identical file was already in {folder}: one copy kept")
         if moved.left_in_place:

@@ -271,12 +271,22 @@ def test_a_bug_in_one_file_does_not_stop_the_others(tmp_path, monkeypatch, influ
 
 @pytest.fixture
 def writer(influxdb_env):
-    built = InfluxWriter(load_settings(influxdb_env, require=("influxdb",)))
-    yield built
-    built.close()
+    """A writer per run, as each parser process has its own: ``writer()`` makes one, and
+    closes the previous one (its sender process ends with it)."""
+    made: list[InfluxWriter] = []
+
+    def new() -> InfluxWriter:
+        for old in made:
+            old.close()
+        made.append(InfluxWriter(load_settings(influxdb_env, require=("influxdb",))))
+        return made[-1]
+
+    yield new
+    for old in made:
+        old.close()
 
 
-def ingest_with(data: Path, writer: InfluxWriter, monkeypatch, during) -> Runner:
+def ingest_with(data: Path, writer, monkeypatch, during) -> Runner:
     """An ingestion of ``data`` that calls ``during(path)`` once the file has been read to
     its end and before it is moved (where a slow InfluxDB leaves time for an upload)."""
     original = Runner._stream
@@ -286,7 +296,7 @@ def ingest_with(data: Path, writer: InfluxWriter, monkeypatch, during) -> Runner
         during(location.path)
 
     monkeypatch.setattr(Runner, "_stream", stream_then_interfere)
-    runner = Runner(RunConfig(data, dry_run=False, min_file_age_s=0), writer)
+    runner = Runner(RunConfig(data, dry_run=False, min_file_age_s=0), writer())
     runner.run()
     return runner
 
@@ -309,7 +319,7 @@ def test_a_file_replaced_by_rename_during_ingest_stays_for_the_next_run(
     assert path.read_bytes() == newer  # the new upload is where it was put
     assert not (path.parent / "parsed").exists() or not any((path.parent / "parsed").iterdir())
     monkeypatch.undo()
-    again = Runner(RunConfig(data, dry_run=False, min_file_age_s=0), writer).run()
+    again = Runner(RunConfig(data, dry_run=False, min_file_age_s=0), writer()).run()
     assert [entry.status for entry in again.files] == ["ok"]
     assert (path.parent / "parsed" / path.name).read_bytes() == newer
 
@@ -331,7 +341,7 @@ def test_a_file_appended_to_after_its_last_read_is_not_moved(
     assert entry.status == "skipped" and "changed during ingestion" in " ".join(entry.notes)
     assert path.read_bytes().endswith(rows) and not (path.parent / "parsed").exists()
     monkeypatch.undo()
-    Runner(RunConfig(data, dry_run=False, min_file_age_s=0), writer).run()
+    Runner(RunConfig(data, dry_run=False, min_file_age_s=0), writer()).run()
     assert (path.parent / "parsed" / path.name).read_bytes().endswith(rows)
     stamps = {point.time_ns // 10**9 for point in influxdb.points("dominique")}
     assert 1770594600 in stamps  # 08/02/26 23:50:00 UTC: the appended row was ingested
@@ -367,7 +377,7 @@ def test_content_appended_while_the_file_is_read_is_read_by_the_same_run(
         parse=ParseOptions(block_size=256, batch_points=12),
         lp_out=AppendOnFirstBatch(),  # type: ignore[arg-type]
     )
-    report = Runner(config, writer).run()
+    report = Runner(config, writer()).run()
     assert [entry.status for entry in report.files] == ["ok"]
     assert (path.parent / "parsed" / path.name).read_bytes() == head + appended
     stamps = {point.time_ns // 10**9 for point in influxdb.points("dominique")}
@@ -403,7 +413,7 @@ def test_a_misplaced_file_is_reported_once_then_remembered(tmp_path, writer):
 
     def sweep():
         config = RunConfig(data, dry_run=False, min_file_age_s=0, state_dir=reports)
-        return Runner(config, writer).run()
+        return Runner(config, writer()).run()
 
     first = sweep()
     assert [(e.status, e.error["code"]) for e in first.files] == [("error", "wrong_depth")]
