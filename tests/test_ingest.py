@@ -6,11 +6,15 @@ lifecycle says and the stored points are exactly the contract's, never duplicate
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -429,3 +433,75 @@ def test_a_claim_left_by_a_killed_process_is_taken_by_the_next_run(influxdb, env
     assert last_report(env)["files"][0]["status"] == "ok"
     assert not (data / V003).exists()
     assert contract(V003) <= electrical(influxdb, "dominique")
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    """True while the process exists and is not a zombie (a zombie holds nothing)."""
+    try:
+        state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _wait_for(condition, what: str, deadline_s: float = 120.0) -> None:
+    deadline = time.monotonic() + deadline_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_a_parser_killed_mid_file_leaves_no_process_claim_or_shared_memory(influxdb, env, tmp_path):
+    """kill -9 of the parser while its sender waits on a write: the sender dies with it, the
+    claim is released, no /dev/shm segment is left, and the next run takes the file."""
+    big = COMPANY1  # 143 rows of 30 channels: 72 writes of 60 points
+    data = copy_samples(tmp_path / "data", big)
+    influxdb.set_delay(600, only_writes=True)
+    parser = subprocess.Popen(
+        [sys.executable, str(PARSER), "--dataFolder", str(data), "--min-age", "0",
+         "--tsvFile", str(data / big)],
+        env={**env, "INFLUXDB_BATCH_SIZE": "60", "INFLUXDB_TIMEOUT_S": "600"},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        _wait_for(lambda: influxdb.write_requests_received >= 1 or parser.poll() is not None,
+                  "the first write")  # fmt: skip
+        assert parser.poll() is None, "the parser ended before its first write was answered"
+        children = _children(parser.pid)
+        segments = set()
+        for child in children:
+            with contextlib.suppress(OSError):
+                maps = (Path("/proc") / str(child) / "maps").read_text()
+                segments |= {line.split()[-2] if line.endswith("(deleted)") else line.split()[-1]
+                             for line in maps.splitlines() if "/dev/shm/" in line}  # fmt: skip
+        assert children, "the sender process was not found"
+        os.kill(parser.pid, signal.SIGKILL)
+        parser.wait()
+        _wait_for(lambda: not any(_alive(child) for child in children), "the sender to end")
+    finally:
+        if parser.poll() is None:
+            parser.kill()
+            parser.wait()
+        influxdb.reset_faults()
+    assert not [segment for segment in segments if Path(segment).exists()]
+    with open(data / big, "rb") as held:  # the claim (an flock) died with its holders
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(held, fcntl.LOCK_UN)
+    result = run_parser(env, data)
+    assert result.returncode == 0, result.stderr
+    assert last_report(env)["files"][0]["status"] == "ok"
+    assert (data / big).parent.joinpath("parsed", Path(big).name).exists()
+    assert electrical(influxdb, "company1") == contract(big)
