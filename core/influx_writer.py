@@ -388,7 +388,7 @@ class BatchSender:
 
     def _collect(self) -> None:
         try:
-            slot, kind, message = self._conn.recv()
+            slot, kind, message, code = self._conn.recv()
         except (EOFError, OSError) as error:
             self._fail(f"the sender process ended unexpectedly ({error!r})")
             return
@@ -397,7 +397,7 @@ class BatchSender:
         if kind is None:
             file.points_written += points
         elif file.error is None:
-            file.error = WriteError(message, kind)
+            file.error = WriteError(message, kind, code)
 
     def _fail(self, message: str) -> None:
         self._broken = WriteError(message, TEMPORARY)
@@ -466,9 +466,9 @@ def _sender_main(
                 body = inline
             try:
                 writer.write_now(bucket, body)
-                conn.send((slot, None, None))
+                conn.send((slot, None, None, None))
             except WriteError as error:
-                conn.send((slot, error.kind, str(error)))
+                conn.send((slot, error.kind, str(error), error.code))
             finally:
                 if isinstance(body, memoryview):
                     body.release()

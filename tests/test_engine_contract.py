@@ -10,7 +10,10 @@ import pytest
 
 from core.engine import MV2File, ParseOptions
 from core.errors import FileDataError
+from core.influx_writer import split_lines
+from core.lineprotocol import series_prefix, storable_field_key_part, storable_tag_value
 from tests.conftest import EXPECTED, SAMPLES, sample_files
+from tests.doubles.line_protocol import parse_batch, parse_line
 from tests.lp import parse_lines
 from tests.reference import reference_line_protocol
 
@@ -141,3 +144,56 @@ def test_summary_statistics_are_those_of_the_written_values():
         assert channel["min"] == min(values)
         assert channel["max"] == max(values)
         assert channel["mean"] == pytest.approx(sum(values) / len(values))
+
+
+# -- escaping as the server's parser reads it (models/points.go) -----------------------------
+HOSTILE = ["a,b", "x=y", 'say "hi"', "Vo\\ie1", "sp  ace", "ünï ✓", "a\\,b\\=c\\ d", "\\\\x", "€"]
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_tag_values_and_field_keys_round_trip_through_the_server_parser(text):
+    field_key = f"f_{storable_field_key_part(text)}"  # no backslash before , = " space
+    line = (series_prefix("m", {"tag": text}, field_key) + b"1.5 1").decode()
+    point = parse_line(line, "s")
+    assert point.tags == (("tag", text),)
+    assert point.fields == ((field_key, 1.5),)
+
+
+@pytest.mark.parametrize(
+    ("name", "unit", "stored_name", "stored_unit"),
+    [
+        ("fin\\", "V", "fin", "V"),
+        ("back\\\\", "V\\", "back", "V"),
+        ("Vo\\ie1", "k\\h", "Vo\\ie1", "k\\h"),
+        ("a\\,b", "k\\,h", "a\\,b", "k,h"),
+        ("n", 'a\\"b\\=c', "n", 'a"b=c'),
+    ],
+)
+def test_what_influxdb_cannot_store_loses_only_the_offending_backslashes(
+    name, unit, stored_name, stored_unit
+):
+    assert (storable_tag_value(name), storable_field_key_part(unit)) == (stored_name, stored_unit)
+    line = (series_prefix("m", {"n": stored_name}, f"f_{stored_unit}") + b"1 1").decode()
+    point = parse_line(line, "s")
+    assert point.tags == (("n", stored_name),) and point.fields[0][0] == f"f_{stored_unit}"
+
+
+def test_a_label_ending_in_a_backslash_is_written_without_it(tmp_path):
+    path = tmp_path / "T302_test.tsv"
+    path.write_text(
+        "02001283\t02001283\t02001283\nMV_T302_V002\tfin\\ V\tVoie\\1 k\\,W\n"
+        "01/10/25 12:00:00\t1\t2\n"
+    )
+    data, _ = encode(path, campaign="c")
+    points, rejected = parse_batch(data.decode(), "s")
+    assert rejected == []
+    names = {dict(p.tags)["channel_name"]: p.fields[0][0] for p in points}
+    assert names == {"fin": "M02001283_U1_V", "Voie\\1": "M02001283_Ch1_k,W"}
+
+
+def test_the_writer_splits_a_batch_larger_than_the_batch_size():
+    body = b"".join(b"m f=%d %d\n" % (i, i) for i in range(11))
+    parts = split_lines(body, 4)
+    assert [part.count(b"\n") for part in parts] == [4, 4, 3]
+    assert b"".join(parts) == body
+    assert split_lines(b"a\nb", 1) == [b"a\n", b"b"]

@@ -23,6 +23,7 @@ import requests
 
 from tests.conftest import EXPECTED, PROJECT_ROOT, SAMPLES
 from tests.doubles.influxdb import InfluxDBDouble
+from tests.doubles.line_protocol import parse_batch
 from tests.lp import parse_lines
 
 PARSER = PROJECT_ROOT / "tsv_parser.py"
@@ -79,6 +80,10 @@ def electrical(double: InfluxDBDouble, bucket: str) -> Counter:
         for p in double.points(bucket)
         if p.measurement == "electrical"
     )
+
+
+def EXPECTED_LP(relative: str) -> str:  # noqa: N802
+    return (EXPECTED / Path(relative).with_suffix(".lp")).read_text()
 
 
 def contract(relative: str) -> Counter:
@@ -505,3 +510,104 @@ def test_a_parser_killed_mid_file_leaves_no_process_claim_or_shared_memory(influ
     assert last_report(env)["files"][0]["status"] == "ok"
     assert (data / big).parent.joinpath("parsed", Path(big).name).exists()
     assert electrical(influxdb, "company1") == contract(big)
+
+
+# -- answers of a real InfluxDB 2.7 that belong to the file ------------------------------------
+def test_a_partial_write_sends_the_file_to_error_once(influxdb, env, tmp_path):
+    """422 "partial write: field type conflict" (another writer made the field an integer):
+    the file goes to error/ with the server's message, exit 1, and is not retried."""
+    data = copy_samples(tmp_path / "data", V003, COMPANY1)
+    (point, *_), _ = parse_batch(EXPECTED_LP(V003), "s")
+    field = point.fields[0][0]
+    influxdb.create_bucket("dominique")
+    line = f"electrical {field}=1i {point.time_ns // 10**9}\n".encode()
+    with requests.post(
+        f"{influxdb.url}/api/v2/write",
+        params={"org": influxdb.org, "bucket": "dominique", "precision": "s"},
+        headers={"Authorization": f"Token {influxdb.admin_token}"},
+        data=line,
+        timeout=10,
+    ) as answer:
+        assert answer.status_code == 204
+    result = run_parser(env, data)
+    assert result.returncode == 1, result.stderr
+    entries = {entry["file"]: entry for entry in last_report(env)["files"]}
+    assert entries[COMPANY1]["status"] == "ok"
+    refused = entries[V003]
+    assert (refused["status"], refused["error"]["code"]) == ("error", "partial_write")
+    assert "partial write: field type conflict" in refused["error"]["reason"]
+    sidecar = data / Path(V003).parent / "error" / (Path(V003).name + ".error.json")
+    assert "field type conflict" in json.loads(sidecar.read_text())["reason"]
+    writes_before = len(influxdb.writes)
+    again = run_parser(env, data)
+    assert again.returncode == 0, again.stderr
+    assert len(influxdb.writes) == writes_before + 1  # only the run record: no file retried
+
+
+def test_a_413_sets_that_file_aside_and_the_sweep_goes_on(influxdb, env, tmp_path):
+    """A 413 (a proxy's or another server's body limit) belongs to the file, not to the setup."""
+    data = copy_samples(tmp_path / "data", COMPANY1, V003)
+    influxdb.fail_nth_write(1, status=413)  # the first file's first batch
+    result = run_parser(env, data)
+    assert result.returncode == 1, result.stderr
+    entries = last_report(env)["files"]
+    statuses = sorted((entry["status"], (entry["error"] or {}).get("code")) for entry in entries)
+    assert statuses == [("error", "request_too_large"), ("ok", None)]
+    assert len(files_under(data)) == 3  # one file in parsed/, one in error/ with its sidecar
+
+
+def test_no_request_carries_more_points_than_the_batch_size(influxdb, env, tmp_path):
+    """A row holds 12 channels, INFLUXDB_BATCH_SIZE is 5: rows are split across requests."""
+    data = copy_samples(tmp_path / "data", V003)
+    result = run_parser({**env, "INFLUXDB_BATCH_SIZE": "5"}, data)
+    assert result.returncode == 0, result.stderr
+    data_writes = [w for w in influxdb.writes if w.bucket == "dominique" and w.precision == "s"]
+    assert max(w.points for w in data_writes) == 5
+    assert sum(w.points for w in data_writes) == 72
+    assert electrical(influxdb, "dominique") == contract(V003)
+    assert last_report(env)["files"][0]["points_written"] == 72
+
+
+@pytest.mark.parametrize(
+    ("company", "why"),
+    [
+        ("ACME", "differs from the existing company 'acme' only by case"),
+        ("POWERVIEW_META", "is reserved"),
+        ("General", "is reserved"),
+    ],
+)
+def test_reserved_and_case_conflicting_companies_are_set_aside(
+    influxdb, env, tmp_path, company, why
+):
+    influxdb.create_bucket("acme")
+    data = copy_samples(tmp_path / "data", V003)
+    path = data / company / "site" / "02000800" / "T302_260208_211459_UTC.tsv"
+    path.parent.mkdir(parents=True)
+    shutil.copy(SAMPLES / V003, path)
+    result = run_parser(env, data)
+    assert result.returncode == 1, result.stderr
+    entries = {entry["file"]: entry for entry in last_report(env)["files"]}
+    refused = entries[str(path.relative_to(data))]
+    assert refused["status"] == "error" and why in refused["error"]["reason"]
+    assert refused["error"]["code"] in ("reserved_company_name", "company_case_conflict")
+    assert (path.parent / "error" / (path.name + ".error.json")).exists()
+    assert entries[V003]["status"] == "ok"
+    assert influxdb.bucket_names() == {"acme", "dominique", "powerview_meta"}
+
+
+def test_a_retention_under_one_hour_is_refused_at_start_up(influxdb, env, tmp_path):
+    """InfluxDB 2.7 would answer 500 to such a bucket at every sweep."""
+    data = copy_samples(tmp_path / "data", V003)
+    result = run_parser({**env, "INFLUXDB_BUCKET_RETENTION": "30m"}, data)
+    assert result.returncode == 2
+    assert "INFLUXDB_BUCKET_RETENTION" in result.stderr and "1 h" in result.stderr
+    assert (data / V003).exists() and not influxdb.requests
+
+
+def test_a_first_upload_of_a_new_company_creates_its_bucket(influxdb, env, tmp_path):
+    data = copy_samples(tmp_path / "data", V003)
+    result = run_parser(env, data)
+    assert result.returncode == 0, result.stderr
+    lookup = next(r for r in influxdb.requests if r.query.get("name") == ["dominique"])
+    assert lookup.status == 404  # tenant/service_bucket.go: GetBucketByName
+    assert electrical(influxdb, "dominique") == contract(V003)
