@@ -93,6 +93,34 @@ NOT_RUN: tuple[NotRun, ...] = (
 )
 
 
+@dataclass(frozen=True)
+class Prelude:
+    """Shell lines run before a block whose commands match ``pattern``: what the text says the
+    reader has at hand but does not show."""
+
+    pattern: str
+    lines: tuple[str, ...]
+    reason: str
+
+
+PRELUDES: tuple[Prelude, ...] = (
+    Prelude(
+        r'"\$company" "\$campaign"',
+        ("company=acme", "campaign=site-1"),
+        "a fragment of the hook's code: the hook has the company and campaign in these variables",
+    ),
+)
+
+
+def prelude(block: Block) -> list[str]:
+    """The lines run before the block (see ``PRELUDES``)."""
+    lines: list[str] = []
+    for entry in PRELUDES:
+        if any(re.search(entry.pattern, command.text) for command in block.commands):
+            lines.extend(entry.lines)
+    return lines
+
+
 def fenced_blocks(path: Path, source: str) -> list[Block]:
     """The shell blocks of a Markdown file (also those indented in a list)."""
     blocks: list[Block] = []

@@ -36,7 +36,8 @@ import traceback
 from pathlib import Path
 
 USERS = {  # name: (uid offset, home, login shell)
-    "sftpgo": (0, "/var/lib/sftpgo", "/usr/sbin/nologin"),
+    # The SFTPGo package's home is /var/lib/sftpgo; here a folder the namespace provides.
+    "sftpgo": (0, "/home/sftpgo", "/usr/sbin/nologin"),
     "pvadmin": (1, "/home/pvadmin", "/bin/bash"),
     "pvdev": (2, "/home/pvdev", "/bin/bash"),
 }
@@ -100,7 +101,7 @@ class Runner:
         backups = self.base / "fs" / "var-backups"
         backups.mkdir()
         self.mount(backups, "/var/backups")
-        for name in ("pvadmin", "pvdev"):
+        for name in USERS:
             home = Path(USERS[name][1])
             home.mkdir(mode=0o700)
             os.chown(home, *self.ids[name])
@@ -254,7 +255,7 @@ class Runner:
         folder.mkdir()
         os.chown(folder, *self.ids.get(user, (0, 0)))
         self.seed_named_files(step)
-        lines = ["#!/bin/bash", f"cd {quote(step['cwd'])} || exit 97"]
+        lines = ["#!/bin/bash", f"cd {quote(step['cwd'])} || exit 97", *step["prelude"]]
         for command in step["commands"]:
             if not command["run"]:
                 continue

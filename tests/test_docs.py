@@ -43,11 +43,13 @@ import pytest
 
 from tests.docs_commands import (
     NOT_RUN,
+    PRELUDES,
     PROJECT_ROOT,
     Block,
     Command,
     all_blocks,
     not_run_reason,
+    prelude,
 )
 from tests.doubles.grafana import GrafanaDouble
 from tests.doubles.influxdb import InfluxDBDouble
@@ -102,11 +104,13 @@ def context(block: Block) -> tuple[str, str]:
     """(user, starting folder) of a block, from what its document says about who runs it."""
     if block.source in ("docs/deployment.md", "docs/operations.md"):
         return SERVER  # "run by an administrator with sudo"
-    if block.source == "README.md":
+    if block.source == "grafana-automation/README.md" and any(
+        "vars_file" in command.text for command in block.commands
+    ):
+        return DATA_OWNER  # "How the upload hook must call the playbook": the hook is sftpgo
+    if block.source in ("README.md", "grafana-automation/README.md"):
         on_server = any("/srv/" in c.text or c.text.startswith("sudo") for c in block.commands)
-        return SERVER if on_server else CHECKOUT  # "After cloning: make demo"
-    if block.source == "grafana-automation/README.md":
-        return CHECKOUT  # "cd grafana-automation; ../.venv/bin/ansible-playbook"
+        return SERVER if on_server else CHECKOUT  # else "After cloning: make demo"
     if block.source.endswith("--help"):
         return DATA_OWNER
     raise AssertionError(f"{block.source}: no rule says who runs its commands")
@@ -142,6 +146,10 @@ def test_every_command_runs_here_or_is_listed_with_its_reason(blocks):
     for entry in NOT_RUN:
         assert any(entry.matches(command) for _, command in commands), (
             f"NOT_RUN entry {entry.pattern!r} matches no command of the docs any more: remove it"
+        )
+    for entry in PRELUDES:
+        assert any(re.search(entry.pattern, command.text) for _, command in commands), (
+            f"PRELUDES entry {entry.pattern!r} matches no command of the docs any more: remove it"
         )
     values = placeholders(None, "/origin.git")
     problems = []
@@ -327,6 +335,7 @@ def build_plan(
                 "id": f"b{len(steps)}",
                 "user": user,
                 "cwd": cwd,
+                "prelude": prelude(block),
                 "commands": commands,
             }
         )
@@ -480,7 +489,7 @@ def check_what_the_docs_promise(base: Path, index: dict, results: dict) -> None:
     assert "envs/" not in status
     # deployment.md: where the generated password of a new user is written.
     deployment = (PROJECT_ROOT / "docs" / "deployment.md").read_text(encoding="utf-8")
-    password_file = re.search(r"`~/([^`]*acme_jdoe[^`]*)`", deployment)
+    password_file = re.search(r"`~/([^`]*grafana-passwords/[^`]*jdoe[^`]*)`", deployment)
     assert password_file, "deployment.md no longer says where the password file is"
     assert (fs / "root" / password_file.group(1)).is_file()
     # operations.md: the reprocessed file was ingested; the dry run's report is JSON.
