@@ -9,9 +9,11 @@ from urllib.error import HTTPError
 from urllib.request import Request, urlopen
 
 import pytest
+import yaml
 
-from tests.doubles.grafana import GrafanaDouble
+from tests.doubles.grafana import VERSION, GrafanaDouble
 from tests.doubles.grafana_fixtures import grafana_contract_document, load_grafana_contract
+from tests.grafana.conftest import PROJECT_ROOT
 from tests.grafana.conftest import api as call
 
 
@@ -252,3 +254,51 @@ def test_additions_to_the_description_leave_the_original_untouched(grafana_contr
 
 def test_the_contract_is_optional(tmp_path):
     assert load_grafana_contract(tmp_path / "absent.json") is None
+
+
+# ---- Grafana 12 behaviours the tenant checks rely on
+
+
+@pytest.mark.parametrize(("database", "found"), [("sqlite3", False), ("mysql", True)])
+def test_org_names_are_compared_as_the_database_compares_them(grafana_factory, database, found):
+    double = grafana_factory(database=database)
+    org_id = new_org(double, "acme")
+    status, body = call(double, "GET", "/api/orgs/name/ACME")
+    assert (status == 200 and body["id"] == org_id and body["name"] == "acme") is found
+    assert (status == 404) is not found
+    created = call(double, "POST", "/api/orgs", {"name": "ACME"})[0]
+    assert created == (409 if found else 200)
+    names = [org["name"] for org in call(double, "GET", "/api/orgs?perpage=10000")[1]]
+    assert names == (["Main Org.", "acme"] if found else ["Main Org.", "acme", "ACME"])
+
+
+def test_org_list_pages(grafana):
+    for name in ("a", "b", "c"):
+        new_org(grafana, name)
+    assert [o["name"] for o in call(grafana, "GET", "/api/orgs?perpage=2")[1]] == ["Main Org.", "a"]
+    assert [o["name"] for o in call(grafana, "GET", "/api/orgs?perpage=2&page=2")[1]] == ["b", "c"]
+    assert [o["name"] for o in call(grafana, "GET", "/api/orgs?name=b")[1]] == ["b"]
+
+
+def test_logins_and_emails_are_stored_lowercased_and_found_without_case(grafana):
+    body = {"login": "Carol", "email": "Carol@Example.COM", "password": "secret", "orgId": 1}
+    status, created = call(grafana, "POST", "/api/admin/users", body)
+    assert status == 200
+    for wanted in ("carol", "CAROL", "carol@example.com", "CAROL@EXAMPLE.COM"):
+        status, user = call(grafana, "GET", f"/api/users/lookup?loginOrEmail={wanted}")
+        assert status == 200 and user["id"] == created["id"]
+        assert (user["login"], user["email"]) == ("carol", "carol@example.com")
+    again = {"login": "CAROL", "password": "secret"}
+    assert call(grafana, "POST", "/api/admin/users", again)[0] == 412
+    assert call(grafana, "GET", "/api/user/orgs", login="CAROL", password="secret")[0] == 200
+
+
+def test_the_health_of_a_missing_datasource_is_a_500(grafana):
+    status, body = call(grafana, "GET", "/api/datasources/uid/nope/health", org=1)
+    assert status == 500 and body["message"] == "Unable to load datasource metadata"
+    assert call(grafana, "GET", "/api/health")[1]["version"] == "12.3.1"
+
+
+def test_the_double_follows_the_grafana_version_compose_pins():
+    compose = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+    assert compose["services"]["grafana"]["image"] == f"grafana/grafana:{VERSION}"

@@ -123,3 +123,33 @@ def test_every_input_is_documented_in_the_readme_with_its_default():
         documented = rows[name].strip().strip("`")
         expected = "(required)" if spec.default is None else (spec.default or '""')
         assert documented == expected, (name, documented, expected)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["company_name=a b"],
+        ["company_name=acme", "user_name=jo doe"],
+        ["company_name=acme campaign_name=site 1"],
+    ],
+)
+def test_values_cut_by_the_key_value_form_are_refused(options):
+    with pytest.raises(plugin.InputError, match="key=value form kept only") as error:
+        plugin.check_command_line(options)
+    assert repr(options[-1]) in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        [],
+        None,
+        ["company_name=acme campaign_name=site-1"],
+        ['company_name="a b"'],  # quoted: one value, which the allowlist then refuses
+        ['{"company_name": "a b"}'],
+        ["@/tmp/vars.json"],
+        ["company_name={{ lookup('pipe','id') }}"],
+    ],
+)
+def test_whole_values_pass_the_command_line_check(options):
+    plugin.check_command_line(options)
