@@ -185,7 +185,8 @@ def test_bucket_names_and_retention_are_validated(influxdb):
 
     negative = create(-1)
     assert (negative.status_code, negative.json()["message"]) == (
-        422, "expiration seconds cannot be negative"
+        422,
+        "expiration seconds cannot be negative",
     )
     # 2.7 stores the bucket, then the storage engine refuses the retention policy with a plain
     # error: an internal error, and the bucket is removed again.
