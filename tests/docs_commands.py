@@ -90,6 +90,7 @@ NOT_RUN: tuple[NotRun, ...] = (
         "the addresses and credentials of the doubles that stand for Compose's services)",
     ),
     NotRun(r"^make test\b", "runs the whole suite, which this test is part of"),
+    NotRun(r"-m pytest\b", "runs tests of the suite, which `make test` runs itself"),
 )
 
 
