@@ -853,3 +853,17 @@ def test_a_type_conflict_names_the_field_as_go_quotes_it(acme):
         "failure writing points to database: partial write: field type conflict: input field "
         '"a\\"b" on measurement "m" is type integer, already exists as type float dropped=2'
     )
+
+
+def test_an_orgs_buckets_are_listed_by_name_page_after_page(acme):
+    """tenant/storage_bucket.go listBucketsByOrg: the name index; ``after`` resumes there."""
+    names = {f"co{number:03d}" for number in range(150)}
+    for name in names:
+        acme.create_bucket(name)
+    with client_for(acme) as client:
+        first = client.buckets_api().find_buckets(org_id=acme.org_id, limit=100)
+        assert [b.name for b in first.buckets] == sorted([b.name for b in first.buckets])
+        assert first.links.next is not None
+        listed = [b.name for b in client.buckets_api().find_buckets_iter(org_id=acme.org_id)]
+    assert set(listed) == names | {"acme", "_monitoring", "_tasks"}
+    assert len(listed) == len(set(listed))

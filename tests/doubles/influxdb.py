@@ -35,6 +35,9 @@ bucket, or **404** ``bucket "x" not found``; with      (``FindBuckets``),
 ``id``: 404 ``bucket not found``; with a name only     ``tenant/storage_bucket.go``
 or an org only: a list (filtered by read permission)   (``GetBucketByName``),
                                                        ``tenant/middleware_bucket_auth.go``
+listing by org: in name order, ``after`` an ID to     ``tenant/storage_bucket.go``
+resume after; without org: in ID order; a full page   (``listBucketsByOrg``, ``ListBuckets``),
+has a ``next`` link                                    ``paging.go`` (``NewPagingLinks``)
 ``org=<unknown name>``: 404 ``organization name "x"    ``tenant/service_org.go``
 not found``
 ``limit`` outside 1..100, bad ``offset``/``after``:    ``paging.go`` (``DecodeFindOptions``)
@@ -1123,12 +1126,15 @@ class InfluxDBDouble:
             found = [b for b in found if b.org_id == org_id and b.name == name]
             if not found:
                 raise ApiError(404, "not found", f'bucket "{name}" not found')
-        else:
+        elif org_id:  # listBucketsByOrg: the org's name index, "after" is a position
+            found = sorted((b for b in found if b.org_id == org_id), key=lambda b: b.name.encode())
+            if after:
+                ids = [b.id for b in found]
+                found = found[ids.index(after) + 1 :] if after in ids else []
+        else:  # ListBuckets: every bucket by ID, "after" seeks past that ID
             found = [
-                b for b in found
-                if (not org_id or b.org_id == org_id) and (not name or b.name == name)
-                and (not after or b.id > after)
-            ]  # fmt: skip
+                b for b in found if (not name or b.name == name) and (not after or b.id > after)
+            ]
         found = [b for b in found if self._can(auth, "read", "buckets", b.id, b.org_id)]
         page = found[offset : offset + limit]
         query = f"descending=false&limit={limit}&offset={offset}"
