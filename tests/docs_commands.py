@@ -106,6 +106,14 @@ class Prelude:
 
 PRELUDES: tuple[Prelude, ...] = (
     Prelude(
+        r"^sudo install -o sftpgo .*channels\.csv",
+        (
+            "printf '%s\\n' channel_id,name,description 'M02001283_Ch1,Chauffe-eau,ballon'"
+            " 'M02001283_U1,Phase 1,' >channels.csv",
+        ),
+        "the channels.csv the administrator wrote, which the text says is in the current folder",
+    ),
+    Prelude(
         r'"\$company" "\$campaign"',
         ("company=acme", "campaign=site-1"),
         "a fragment of the hook's code: the hook has the company and campaign in these variables",

@@ -341,7 +341,8 @@ class Runner:
 
     def seed_data(self, step: dict) -> None:
         """The loggers' uploads: the example data folder, then files set aside by the hook
-        (an upload that did not complete), then one upload handled by the hook."""
+        (an upload that did not complete), one upload handled by the hook, and the Grafana
+        resources the hook creates when a campaign folder appears."""
         source = self.project / "examples" / "data"
         result = self.run_as("sftpgo", ["/bin/cp", "-Rp", f"{source}/.", str(DATA)])
         self.checked("seed the data folder", result)
@@ -373,6 +374,16 @@ class Runner:
             )
             result = self.run_as("sftpgo", [step["hook"]], cwd="/", env=env)
             self.checked(f"hook upload {relative}", result)
+        for company, campaign in step["grafana"]:
+            # What the hook starts, detached, when the campaign folder appears (mkdir).
+            result = self.run_as(
+                "root",
+                ["/srv/powerview/envs/powerview/bin/ansible-playbook",
+                 "/srv/powerview/grafana-automation/playbooks/create_grafana_resources.yml",
+                 "-e", f"company_name={company}", "-e", f"campaign_name={campaign}",
+                 "-e", f"grafana_influxdb_url={step['grafana_influxdb_url']}"],
+            )  # fmt: skip
+            self.checked(f"Grafana resources of {company}/{campaign}", result)
 
     def update_origin(self, step: dict) -> None:
         """A new commit on the project's repository, changing a file of deploy/."""

@@ -10,7 +10,8 @@ the users ``sftpgo``, ``pvadmin`` (with ``sudo``) and ``pvdev`` exist (``tests/d
 1. docs/deployment.md top to bottom, as ``pvadmin``: folders, ``git clone`` of this working
    tree, the virtual environment, ``.env``, ``--check``, the playbooks;
 2. the loggers' uploads arrive (the example data, two uploads set aside in ``error/``, one
-   upload handled by ``on-upload.sh`` as SFTPGo starts it);
+   upload handled by ``on-upload.sh`` as SFTPGo starts it, the Grafana resources of the
+   campaign ``acme/base`` as the hook makes them);
 3. README.md (server commands as ``pvadmin``; ``make demo`` as ``pvdev`` in a checkout);
 4. docs/operations.md, as ``pvadmin``, after a new commit reached the repository;
 5. grafana-automation/README.md as ``pvdev`` in the checkout;
@@ -358,6 +359,8 @@ def build_plan(
             "hook_uploads": [HOOK_UPLOAD],
             "hook": "/srv/powerview/on-upload.sh",
             "hook_env": hook_environment(),
+            "grafana": [["acme", "base"]],
+            "grafana_influxdb_url": influxdb.url,
         }
     )
     steps.append(
