@@ -200,9 +200,41 @@ def test_the_entry_points_run_with_the_system_python3_first_on_path(tmp_path):
     assert result.returncode == 0, result.stderr
 
 
-def test_an_entry_point_without_any_environment_says_where_it_looked(tmp_path):
+@pytest.mark.parametrize("where", ["settings file", "checkout"])
+def test_the_environment_is_found_where_the_docs_say(tmp_path, where):
+    """POWERVIEW_VENV in the settings file (as the hook reads it), else the checkout's .venv."""
+    env = {"PATH": "/usr/bin:/bin"}
+    if where == "settings file":
+        settings = tmp_path / "powerview.env"
+        settings.write_text(f'export POWERVIEW_VENV="{VENV}"  # the venv\n', encoding="utf-8")
+        env["POWERVIEW_ENV_FILE"] = str(settings)
+    else:
+        if VENV != PROJECT_ROOT / ".venv" or (PROJECT_ROOT / "envs" / "powerview").exists():
+            pytest.skip("the suite does not run from the checkout's own .venv")
+        env["POWERVIEW_ENV_FILE"] = os.devnull
+    result = subprocess.run(
+        [str(PROJECT_ROOT / "manage_influx_tokens.py"), "--bucket", "a b"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    # The project's code ran (it refuses the name), not the bootstrap's message.
+    assert result.returncode == 2
+    assert "bucket name 'a b' is not allowed" in result.stderr
+
+
+@pytest.mark.parametrize("given_in", ["environment", "settings file"])
+def test_an_entry_point_without_any_environment_says_where_it_looked(tmp_path, given_in):
     env = {"PATH": "/usr/bin:/bin", "POWERVIEW_ENV_FILE": os.devnull}
-    env["POWERVIEW_VENV"] = str(tmp_path / "missing")
+    if given_in == "environment":
+        env["POWERVIEW_VENV"] = str(tmp_path / "missing")
+    else:
+        settings = tmp_path / "powerview.env"
+        settings.write_text(f"INFLUXDB_ORG=x\nPOWERVIEW_VENV={tmp_path / 'missing'}\n")
+        env["POWERVIEW_ENV_FILE"] = str(settings)
     result = subprocess.run(
         [str(PROJECT_ROOT / "manage_influx_tokens.py"), "--bucket", "acme"],
         cwd=tmp_path,
