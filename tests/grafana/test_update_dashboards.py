@@ -344,3 +344,10 @@ def test_without_a_master_the_template_is_used(stack, rolled_out):
     assert "Peak power" not in [panel["title"] for panel in dashboard["panels"]]
     assert copy.deepcopy(dashboard)["timezone"] == "Europe/Paris"
     ok(stack.update())
+
+
+def test_a_campaign_without_its_company_is_refused(stack, rolled_out):
+    before = stack.grafana.snapshot()
+    run = stack.update(names={"campaign_name": "camp1"})
+    assert run.returncode != 0 and "campaign_name needs company_name" in run.output
+    assert stack.grafana.snapshot() == before

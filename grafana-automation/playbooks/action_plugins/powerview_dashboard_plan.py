@@ -90,6 +90,10 @@ def campaigns_in_grafana(org: grafana.GrafanaClient, folder_uid: str) -> list[st
 
 
 def plan(client: grafana.GrafanaClient, params: dict, check_mode: bool) -> dict:
+    if params["campaign"] and not params["company"]:
+        raise grafana.GrafanaError(
+            "campaign_name needs company_name: a campaign belongs to one company"
+        )
     settings = rendering.dashboard_settings()
     source = "template"
     if settings["master_uid"]:
