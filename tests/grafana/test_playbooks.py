@@ -4,8 +4,9 @@ One Grafana and one InfluxDB serve the whole module (each run of ansible-playboo
 seconds): acme and beta are created once by the ``companies`` fixture, and the tests that
 change things use companies of their own. Every run is made the way an admin or the upload
 hook makes it: the playbook by its path from another directory, with no ANSIBLE_CONFIG (the
-plugins are found beside the playbooks), names in a JSON file given by ``--extra-vars @file``, and an ``id`` command planted first on PATH that leaves a marker if
-anything ever runs it. After every run, no secret may appear in what it printed.
+plugins are found beside the playbooks), names in a JSON file given by ``--extra-vars @file``,
+and an ``id`` command planted first on PATH that leaves a marker if anything ever runs it.
+After every run, no secret may appear in what it printed.
 """
 
 from __future__ import annotations
