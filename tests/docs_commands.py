@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -186,7 +187,13 @@ def help_text(script: str, python: str) -> str:
         text=True,
         timeout=120,
         check=True,
-        env={"PATH": "/usr/bin:/bin", "COLUMNS": "100", "LANG": "C.UTF-8"},
+        env={
+            "PATH": "/usr/bin:/bin",
+            "COLUMNS": "100",
+            "LANG": "C.UTF-8",
+            # The environment running the tests, wherever the checkout keeps its own.
+            "POWERVIEW_VENV": str(Path(sys.executable).parent.parent),
+        },
     )
     return result.stdout
 
