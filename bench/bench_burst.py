@@ -39,7 +39,8 @@ Measured:
   stored in the double;
 - peak total memory: the sum of the RSS of every PowerView process (hooks and all they start,
   detached jobs included; not the double, not this launcher), sampled from /proc every
-  --sample-interval seconds. Aborts (and reports the figure reached) past --rss-cap-mb;
+  --sample-interval seconds (the PSS sum, shared pages divided, about each second, for
+  information). Aborts (and reports the figure reached) past --rss-cap-mb;
 - CPU seconds per file: user + system time of every PowerView process, from wait4() of each
   one. This launcher makes itself a child subreaper (prctl PR_SET_CHILD_SUBREAPER), so a
   process that outlives its parent (a detached job started with setsid, a parser whose hook
@@ -47,7 +48,12 @@ Measured:
   sampled for memory. The figure is cross-checked against getrusage(RUSAGE_CHILDREN);
 - lost and duplicated values, per series: each file's 30 series must hold its 143 values,
   and the double counts the values it received in accepted writes, so a value written twice
-  (stored once, since InfluxDB overwrites) shows as received - stored.
+  (stored once, since InfluxDB overwrites) shows as received - stored. A missing value is
+  lost when its file left the place it was uploaded to, waiting when the file is still there.
+
+This launcher runs at niceness -10 when allowed (it plays the clients and measures: starved,
+it would upload and sample late) and starts every process through ``nice -n 10``, exec'd in
+place, so PowerView's processes run at the usual 0, like the double.
 
 Bars (issue #12, 2 cores): all ingested within 120 s of the last upload, peak total memory
 under 500 MB, 0 lost, 0 duplicated. Exit status 0 when every bar is met, 1 otherwise.
@@ -684,6 +690,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     for thread in threads:
         thread.start()
     load_before = os.getloadavg()
+    run_date = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
 
     # uploads, evenly over the window
     t0 = launcher.t0 = time.monotonic()
@@ -787,7 +794,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     in_parsed = places["parsed"]
     seconds = (max(parsed_all_at, points_all_at) - last_upload) if all_done else None
     result: dict[str, Any] = {
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "date": run_date,
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "files": args.files,
         "window_s": args.window,
