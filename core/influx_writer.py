@@ -418,11 +418,6 @@ class BatchSender:
         if self._memory is not None:
             self._memory.close()
 
-    @property
-    def pid(self) -> int | None:
-        """The sender process's ID."""
-        return self._process.pid
-
 
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
