@@ -21,7 +21,6 @@ from typing import BinaryIO
 
 from core import __version__
 from core.engine import ParseOptions
-from core.influx_writer import InfluxWriter, WriteError
 from core.layout import ERROR_DIR, PARSED_DIR, LayoutError, locate
 from core.lifecycle import move_to_error, take
 from core.names import is_safe_name
@@ -372,6 +371,9 @@ def run(argv: list[str] | None = None) -> int:
     writer = None
     try:
         if not args.dry_run:
+            # Imported here: a dry run or a reject never loads the InfluxDB client.
+            from core.influx_writer import InfluxWriter, WriteError  # noqa: PLC0415
+
             writer = InfluxWriter(settings)
             try:
                 writer.check()

@@ -88,7 +88,6 @@ environment instead of failing to start.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import re
@@ -104,6 +103,7 @@ from typing import Any, NoReturn
 
 from core.layout import is_tsv_name
 from core.names import UnsafeNameError, check_name, reserved_company_reason
+from core.queue import FILE, SWEEP, Spool, spool_folder
 
 EXIT_HANDLED = 0
 EXIT_BROKEN = 1
@@ -120,6 +120,7 @@ HOOK_SETTINGS = (
     "POWERVIEW_GRAFANA_INFLUXDB_URL",
     "TSV_META_BUCKET",
     "TSV_MIN_FILE_AGE_S",
+    "TSV_REPORT_DIR",
 )
 CHANNELS_FILE = "channels.csv"
 CREATE_PLAYBOOK = "create_grafana_resources.yml"
@@ -170,6 +171,11 @@ class Config:
     grafana_influxdb_url: str
     path: str
     meta_bucket: str
+    report_dir: str = ""
+
+    @property
+    def spool(self) -> Spool:
+        return Spool(spool_folder(self.data_dir, self.report_dir or None))
 
     @property
     def python(self) -> Path:
@@ -206,6 +212,7 @@ def load_config(environ: Mapping[str, str]) -> Config:
         grafana_influxdb_url=values.get("POWERVIEW_GRAFANA_INFLUXDB_URL", ""),
         path=values.get("POWERVIEW_HOOK_PATH") or f"{venv}/bin:/usr/local/bin:/usr/bin:/bin",
         meta_bucket=values.get("TSV_META_BUCKET") or "powerview_meta",
+        report_dir=values.get("TSV_REPORT_DIR", ""),
     )
 
 
@@ -319,7 +326,9 @@ class Hook:
     def _dispatch(self) -> NoReturn:
         if self.event.startswith("job:"):
             rest = self.argv[2:]
-            self._job(self.event[4:], rest[: rest.index("--user")] if "--user" in rest else rest)
+            for option in ("--lock-fd", "--user"):
+                rest = rest[: rest.index(option)] if option in rest else rest
+            self._job(self.event[4:], rest)
         if self.event == "post-disconnect":
             self._on_post_disconnect()
         env = self.environ
@@ -339,18 +348,15 @@ class Hook:
     # -- logging -----------------------------------------------------------------------------
     def log(self, outcome: str, detail: str) -> None:
         elapsed_ms = int((time.monotonic() - self.started) * 1000)
-        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-        fields = [
-            stamp,
-            f"pid={os.getpid()}",
-            f"event={log_value(self.event)}",
-            f"user={log_value(self.user or '-')}",
-            f"path={log_value(self.shown_path or '-')}",
-            f"outcome={outcome}",
-            f"duration_ms={elapsed_ms}",
-            f"detail={log_value(detail)}",
-        ]
-        _append(self.config.hook_log, " ".join(fields) + "\n", fallback=sys.stderr)
+        write_log_line(
+            self.config,
+            event=self.event,
+            user=self.user,
+            path=self.shown_path,
+            outcome=outcome,
+            duration_ms=elapsed_ms,
+            detail=detail,
+        )
 
     def keep_output(self, text: str) -> None:
         """A child's output into hook-output.log, each line escaped and prefixed."""
@@ -446,7 +452,9 @@ class Hook:
         if len(parts) != 4:
             raise Finished("refused", "not at <company>/<campaign>/<device>/<file>.tsv")
         self._check_names(parts[:3], ("company", "campaign", "device folder"))
-        self._run_parser_on_file(parts, reject)
+        if reject is not None:
+            self._run_parser_on_file(parts, reject)
+        self._queue({"kind": FILE, "path": "/".join(parts)}, "ingestion")
 
     def _on_channels_file(self, path: str) -> None:
         try:
@@ -486,8 +494,29 @@ class Hook:
         folder = self.data_root / company
         if folder.is_symlink() or not folder.is_dir():
             raise Finished("ignored", "no company folder")
-        self._detach("sweep", [company])
-        raise Finished("started", f"sweep of {company}")
+        self._queue({"kind": SWEEP, "company": company}, f"sweep of {company}")
+
+    # -- the queue ---------------------------------------------------------------------------
+    def _queue(self, entry: dict[str, Any], what: str) -> NoReturn:
+        """Queue the event for the drainer and make sure one runs (core/queue.py); the
+        drainer logs the outcome."""
+        spool = self.config.spool
+        try:
+            spool.enqueue(
+                {**entry, "event": self.event, "user": self.user, "shown": self.shown_path}
+            )
+            descriptor = spool.try_lock()
+        except OSError as error:
+            raise Finished(
+                "failed", f"cannot queue in {spool.folder}: {error.strerror or error}", EXIT_BROKEN
+            ) from None
+        if descriptor is None:
+            raise Finished("queued", f"{what} queued; the running drainer takes it")
+        try:  # the lock goes with its descriptor to the drainer: never two drainers
+            pid = self._detach("drain", [], keep_fd=descriptor)
+        finally:
+            os.close(descriptor)
+        raise Finished("queued", f"{what} queued; drainer started (pid {pid})")
 
     # -- the parser --------------------------------------------------------------------------
     def _parser(self, work: Path, *args: str) -> tuple[int, dict[str, Any] | None]:
@@ -549,64 +578,53 @@ class Hook:
         raise Finished(outcome, _join(totals, reason), EXIT_BROKEN if outcome == "failed" else 0)
 
     # -- detached jobs -----------------------------------------------------------------------
-    def _detach(self, job: str, args: Sequence[str]) -> None:
+    def _detach(self, job: str, args: Sequence[str], keep_fd: int | None = None) -> int:
         """Start ``python -m core.hook --job <job> ...`` in its own session (SFTPGo's kill
-        after its timeout does not reach it); the job writes its own log line."""
-        command = [sys.executable, "-m", "core.hook", "--job", job, *args]
+        after its timeout does not reach it); the job writes its own log line. ``keep_fd``
+        is passed on (``--lock-fd``); the pid of the job is returned."""
+        # The drainer needs the virtualenv's packages; the other jobs only the standard library
+        python = str(self.config.python) if job == "drain" else sys.executable
+        command = [python, "-m", "core.hook", "--job", job, *args]
+        if keep_fd is not None:
+            command += ["--lock-fd", str(keep_fd)]
         if self.user:
             command += ["--user", self.user]
-        subprocess.Popen(
+        process = subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             cwd=self.config.root,
-            env={**self.environ, "PYTHONPATH": str(self.config.root)},
+            env={**self._child_env(), "PYTHONPATH": str(self.config.root)},
             start_new_session=True,
+            pass_fds=() if keep_fd is None else (keep_fd,),
         )
+        return process.pid
 
     def _job(self, job: str, names: list[str]) -> None:
-        if job == "sweep" and len(names) == 1:
-            self._job_sweep(names[0])
+        if job == "drain":
+            self._job_drain(_option(self.argv, "--lock-fd"))
         if job == "playbook" and len(names) in (1, 2):
             self._job_playbook(CREATE_PLAYBOOK, names[0], names[1] if len(names) > 1 else "")
         if job == "dashboards" and len(names) == 2:
             self._job_playbook(DASHBOARDS_PLAYBOOK, names[0], names[1])
         raise Finished("failed", f"unknown job {job!r}", EXIT_NO_EVENT)
 
-    def _job_sweep(self, company: str) -> None:
-        self.shown_path = company
-        self._check_names([company], ("company",))
+    def _job_drain(self, lock_fd: str) -> NoReturn:
+        """The drainer (core/drainer.py): started by a hook holding the drainer lock, whose
+        descriptor it inherits. It logs a line per queued event, then its own."""
+        from core.drainer import drain  # noqa: PLC0415 - the hook itself stays light
+
+        spool = self.config.spool
+        if lock_fd.isdigit():
+            descriptor: int | None = int(lock_fd)
+        else:  # started by hand: take the lock, or leave it to the running drainer
+            descriptor = spool.try_lock()
+            if descriptor is None:
+                raise Finished("skipped", "a drainer is already running")
         assert self.data_root is not None
-        folder = self.data_root / company
-        try:
-            lock = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
-        except OSError:
-            raise Finished("ignored", "no company folder") from None
-        try:
-            try:  # one sweep per company at a time: the lock is the company folder itself
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise Finished("skipped", f"a sweep of {company} is already running") from None
-            with tempfile.TemporaryDirectory(prefix="powerview-hook-") as work:
-                status, report = self._parser(Path(work), "--company", company)
-        finally:
-            os.close(lock)
-        if status in TIMED_OUT:
-            raise Finished("deferred", f"sweep stopped after {self.config.timeout_s:g} s")
-        detail = _join(sweep_text(company, report), totals_text(report) if report else "")
-        if status in (PARSER_OK, PARSER_DATA):
-            raise Finished("completed", detail)
-        if status == PARSER_TEMPORARY:
-            raise Finished(
-                "deferred", _join("InfluxDB unavailable; the timer's sweep retries", detail)
-            )
-        meaning = PARSER_EXITS.get(status, "unknown")
-        raise Finished(
-            "failed",
-            _join(f"tsv_parser.py exit {status}: {meaning} (see {self.config.output_log})", detail),
-            EXIT_BROKEN,
-        )
+        done = drain(self.config, spool, descriptor, self.keep_output)
+        raise Finished("completed", done)
 
     def _job_playbook(self, playbook: str, company: str, campaign: str) -> None:
         names = [company, campaign] if campaign else [company]
@@ -761,6 +779,31 @@ def _append(path: Path, text: str, fallback: Any) -> None:
     except OSError:
         if fallback is not None:
             fallback.write(text)
+
+
+def write_log_line(
+    config: Config,
+    *,
+    event: str,
+    user: str,
+    path: str,
+    outcome: str,
+    duration_ms: int,
+    detail: str,
+) -> None:
+    """One line of ``uploads.log`` (see the module docstring), from this process."""
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    fields = [
+        stamp,
+        f"pid={os.getpid()}",
+        f"event={log_value(event)}",
+        f"user={log_value(user or '-')}",
+        f"path={log_value(path or '-')}",
+        f"outcome={outcome}",
+        f"duration_ms={duration_ms}",
+        f"detail={log_value(detail)}",
+    ]
+    _append(config.hook_log, " ".join(fields) + "\n", fallback=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:

@@ -32,15 +32,14 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, TextIO
+from typing import TYPE_CHECKING, BinaryIO, TextIO
 
 from core import __version__
 from core.engine import MV2File, ParseOptions
 from core.errors import FileDataError
-from core.influx_writer import DATA, InfluxWriter, WriteError
 from core.layout import ERROR_DIR, PARSED_DIR, FileLocation, LayoutError, locate, pending_files
 from core.lifecycle import (
     UNREADABLE,
@@ -76,6 +75,9 @@ from core.report import (
 from core.summary import FileSummary
 from core.timestamps import iso_utc
 
+if TYPE_CHECKING:  # the InfluxDB client is imported by runs that write only (not dry runs)
+    from core.influx_writer import FileWriter, InfluxWriter, WriteError
+
 log = logging.getLogger("powerview.runner")
 
 EXIT_OK = 0
@@ -88,6 +90,11 @@ EXIT_UNEXPECTED = 5
 INGEST_MEASUREMENT = "powerview_ingest"  # per file, in the company's own bucket
 RUN_MEASUREMENT = "tsv_parser_run"  # per run, in the meta bucket
 FILE_MEASUREMENT = "tsv_parser_file"  # per file, in the meta bucket
+DATA = "data"  # WriteError.kind of a failure that belongs to the file's content
+# A file up to this size is sent from the run's own process, batch after batch; a larger one
+# through the writer's sender process, which sends while the next batch is parsed (a daily
+# file, some 50 kB, would spend more starting that process than it gains).
+INLINE_MAX_BYTES = 4 << 20
 
 
 class OutputClosedError(Exception):
@@ -131,21 +138,28 @@ class Runner:
         self._stopped_by: str | None = None
         self._unexpected_messages: list[str] = []
         self._lp_company: str | None = None
+        # Bookkeeping records waiting to be written, per bucket, with where a failure is noted
+        self._records: dict[str, list[tuple[bytes, list[str]]]] = {}
         self._misplaced = (
             MisplacedFiles(config.state_dir) if config.state_dir and not config.dry_run else None
         )
 
     # -- the run ------------------------------------------------------------------------
-    def run(self, explicit_file: Path | None = None) -> RunReport:
-        """Process the file, or every pending file; never raises for a problem of a file or
-        of the folder, and always finishes the report."""
+    def run(
+        self, explicit_file: Path | None = None, files: Sequence[Path] | None = None
+    ) -> RunReport:
+        """Process the file, or the ``files`` (one result each, in their order), or every
+        pending file; never raises for a problem of a file or of the folder, and always
+        finishes the report."""
         started = time.monotonic()
         report = self.report
         targets: list[Path] = []
-        if explicit_file is None:
+        if explicit_file is not None:
+            files = [explicit_file]
+        if files is None:
             report.min_file_age_s = self.config.min_file_age_s
         try:
-            targets = [explicit_file] if explicit_file is not None else self._sweep_targets()
+            targets = list(files) if files is not None else self._sweep_targets()
             for number, path in enumerate(targets, start=1):
                 if self._stopped_by is not None:
                     report.files.append(self._not_tried(path))
@@ -164,7 +178,7 @@ class Runner:
         except Exception as error:  # listing the folder: a file-level error is caught below
             log.exception("unexpected error during the run")
             self._unexpected_messages.append(f"unexpected error: {_describe(error)}")
-        if self._misplaced is not None and explicit_file is None:
+        if self._misplaced is not None and files is None:
             try:
                 self._misplaced.save()
             except OSError as error:
@@ -177,6 +191,7 @@ class Runner:
         report.exit_code = self._exit_code()
         if not self.config.dry_run:
             self._record_run()
+            self._flush_records()
         return report
 
     def _not_tried(self, path: Path) -> FileResult:
@@ -433,6 +448,8 @@ class Runner:
             )
 
     def _ingest(self, location: FileLocation, held: Claim) -> FileResult:
+        from core.influx_writer import WriteError  # noqa: PLC0415 - see the imports
+
         assert self.writer is not None
         summary = self._new_summary(location)
         result = FileResult(file=location.relative, status=STATUS_OK, summary=summary)
@@ -442,7 +459,10 @@ class Runner:
         try:
             bucket = location.company
             self.writer.ensure_company_bucket(bucket)
-            sender = self.writer.file_writer(bucket)
+            small = location.path.stat().st_size <= INLINE_MAX_BYTES
+            sender: _InlineSender | FileWriter = (
+                _InlineSender(self.writer, bucket) if small else self.writer.file_writer(bucket)
+            )
             try:
                 with held.reader() as stream:
                     self._stream(location, summary, stream, send=sender.submit)
@@ -545,6 +565,8 @@ class Runner:
 
     def _verify(self, location: FileLocation, summary: FileSummary, result: FileResult) -> None:
         """Read back how many points the file's series hold over its time range."""
+        from core.influx_writer import WriteError  # noqa: PLC0415 - see the imports
+
         assert self.writer is not None
         start, stop = iso_utc(summary.first_timestamp), iso_utc((summary.last_timestamp or 0) + 1)
         flux = (
@@ -615,7 +637,7 @@ class Runner:
         )
         records = ((location.company, company_record), (self.config.meta_bucket, meta_record))
         for bucket, record in records:
-            self._write_record(bucket, record, result.notes)
+            self._records.setdefault(bucket, []).append((record, result.notes))
 
     def _record_run(self) -> None:
         report = self.report
@@ -636,19 +658,55 @@ class Runner:
             },
             time.time_ns(),
         )
-        self._write_record(self.config.meta_bucket, record, report.messages)
+        self._records.setdefault(self.config.meta_bucket, []).append((record, report.messages))
 
-    def _write_record(self, bucket: str, record: bytes, notes: list[str]) -> None:
+    def _flush_records(self) -> None:
+        """The run's bookkeeping records, written together: one request per bucket (the
+        company buckets' ``powerview_ingest``, then the meta bucket's file and run records).
+        A failure is a note of each file concerned (and of the run), never the file's fate."""
+        from core.influx_writer import WriteError  # noqa: PLC0415 - see the imports
+
         assert self.writer is not None
+        records, self._records = self._records, {}
         if self._stopped_by is not None:
             return
-        try:
-            self.writer.ensure_bucket(bucket)
-            self.writer.write_now(bucket, record, precision="ns")
-        except WriteError as error:
-            notes.append(
-                f"warning: the ingestion record for bucket {bucket} was not written: {error}"
-            )
+        meta = self.config.meta_bucket
+        for bucket in sorted(records, key=lambda name: name == meta):
+            entries = records[bucket]
+            try:
+                self.writer.ensure_bucket(bucket)
+                self.writer.write_now(bucket, b"".join(r for r, _ in entries), precision="ns")
+            except WriteError as error:
+                for notes in {id(notes): notes for _, notes in entries}.values():
+                    notes.append(
+                        f"warning: the ingestion record for bucket {bucket} was not written: "
+                        f"{error}"
+                    )
+
+
+class _InlineSender:
+    """A small file's batches sent from the run's own process, each answered before the
+    next is parsed; the interface of ``FileWriter`` (``submit`` raises the failure)."""
+
+    def __init__(self, writer: InfluxWriter, bucket: str) -> None:
+        self._writer = writer
+        self.bucket = bucket
+        self.points_written = 0
+
+    def submit(self, body: bytes) -> None:
+        from core.influx_writer import split_lines  # noqa: PLC0415 - see the imports
+
+        most = self._writer.batch_points
+        parts = [body] if body.count(b"\n") <= most else split_lines(body, most)
+        for part in parts:
+            self._writer.write_now(self.bucket, part)
+            self.points_written += part.count(b"\n")
+
+    def finish(self) -> None:
+        """Every batch was answered in ``submit``."""
+
+    def abandon(self) -> None:
+        """Nothing is in flight."""
 
 
 def _describe(error: BaseException) -> str:

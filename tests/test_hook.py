@@ -159,6 +159,34 @@ class Stack:
             time.sleep(0.1)
         raise AssertionError(f"no {event} line in time:\n{self.uploads_log.read_text()}")
 
+    @property
+    def spool(self):
+        from core.queue import Spool
+
+        return Spool(self.logs / "reports" / "queue")
+
+    def settle(self, timeout_s: float = 120) -> None:
+        """Wait until the drainer is done: no marker queued or taken, and no drainer holding
+        the lock (a drainer takes its markers and logs their lines before it lets go)."""
+        spool = self.spool
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            taken = list(spool.work.iterdir()) if spool.work.is_dir() else []
+            if not spool.queued() and not taken and not spool.is_locked():
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"the queue was not drained in time:\n{self.uploads_log.read_text()}")
+
+    def outcomes(self) -> list[dict[str, str]]:
+        """The lines that give each event's outcome, once the queue is drained: not the
+        hook's "queued" lines, not the drainer's own line."""
+        self.settle()
+        return [
+            line
+            for line in self.log()
+            if line["outcome"] != "queued" and line.get("event") != "job:drain"
+        ]
+
     def tree(self) -> list[str]:
         """Every file and folder of the temporary tree but the logs."""
         return sorted(
@@ -224,7 +252,8 @@ def assert_no_job_started(stack: Stack, marker: Path) -> None:
 
 
 def only_line(stack: Stack) -> dict[str, str]:
-    lines = stack.log()
+    """The one outcome line (a queued upload's comes from the drainer)."""
+    lines = stack.outcomes()
     assert len(lines) == 1, stack.uploads_log.read_text()
     return lines[0]
 
@@ -246,6 +275,7 @@ def test_an_upload_is_ingested_and_moved_to_parsed(stack):
     result = stack.upload(stack.data / COMPANY1, username="company1")
     assert result.returncode == 0, result.stderr
     assert result.stdout == result.stderr == ""  # SFTPGo would throw it away: all goes to logs
+    stack.settle()
     assert not (stack.data / COMPANY1).exists()
     assert (stack.data / COMPANY1).parent.joinpath("parsed", Path(COMPANY1).name).exists()
     electrical = {p for p in stack.influxdb.points("company1") if p.measurement == "electrical"}
@@ -294,6 +324,7 @@ def test_bad_content_goes_to_error_and_the_hook_still_succeeds(stack):
     empty = "acme/base/02001283/T302_260109_120045.tsv"
     copy_samples(stack.data, empty)
     assert stack.upload(stack.data / empty).returncode == 0
+    stack.settle()
     assert (stack.data / empty).parent.joinpath("error", Path(empty).name).exists()
     assert only_line(stack)["outcome"] == "set-aside"
 
@@ -305,7 +336,7 @@ def test_an_unexpected_error_is_a_failed_line_from_the_report_not_a_set_aside(st
     device = (stack.data / ACME).parent
     (device / "parsed").write_text("a plain file where parsed/ should be")
     result = stack.upload(stack.data / ACME)
-    assert result.returncode == 1
+    assert result.returncode == 0  # queued: the drainer meets the error and logs it
     line = only_line(stack)
     assert line["outcome"] == "failed", line
     assert "unexpected error, moved to error/: parsed is a file, not a folder" in line["detail"]
@@ -324,7 +355,8 @@ def test_influxdb_down_leaves_the_file_for_the_sweep(stack):
     assert line["outcome"] == "deferred" and "left for the sweep" in line["detail"]
 
 
-def test_a_parser_slower_than_the_hook_timeout_is_stopped_and_the_file_stays(stack):
+def test_a_reject_slower_than_the_hook_timeout_is_stopped_and_the_file_stays(stack):
+    """A failed upload is set aside by a parser run of its own, within the time limit."""
     copy_samples(stack.data, ACME)
     venv = stack.home / "slow-venv"
     (venv / "bin").mkdir(parents=True)
@@ -339,7 +371,7 @@ def test_a_parser_slower_than_the_hook_timeout_is_stopped_and_the_file_stays(sta
         extra_env={"POWERVIEW_VENV": str(venv)},
         action="upload",
         action_path=str(stack.data / ACME),
-        action_status="1",
+        action_status="2",
     )
     assert result.returncode == 0
     line = only_line(stack)
@@ -353,6 +385,7 @@ def test_twenty_concurrent_events_for_ten_files_ingest_each_file_once(stack):
     with ThreadPoolExecutor(max_workers=len(events)) as pool:
         results = list(pool.map(stack.upload, events))
     assert [result.returncode for result in results] == [0] * 20
+    stack.settle()
     for relative in TEN_FILES:
         path = stack.data / relative
         assert not path.exists()
@@ -362,7 +395,7 @@ def test_twenty_concurrent_events_for_ten_files_ingest_each_file_once(stack):
         expected.setdefault(relative.split("/")[0], Counter())[Path(relative).name] += 1
     for bucket, files in expected.items():
         assert ingest_records(stack.influxdb, bucket) == files  # once each, never twice
-    outcomes = Counter(line["outcome"] for line in stack.log())
+    outcomes = Counter(line["outcome"] for line in stack.outcomes())
     assert outcomes["ingested"] == 10 and outcomes["skipped"] == 10, outcomes
     assert not stack.marker.exists()
 
@@ -382,6 +415,7 @@ def test_a_rename_to_tsv_ingests_the_target(stack):
         action_username="acme",
     )
     assert result.returncode == 0
+    stack.settle()
     assert (target.parent / "parsed" / target.name).exists()
     line = only_line(stack)
     assert line["event"] == "rename" and line["outcome"] == "ingested"
@@ -599,7 +633,7 @@ def test_post_disconnect_sweeps_the_users_company_and_skips_young_files(stack):
     result = disconnect(stack, "acme")
     assert result.returncode == 0
     assert stack.log()[0]["event"] == "post-disconnect"
-    assert stack.log()[0]["outcome"] == "started"
+    assert stack.log()[0]["outcome"] == "queued"
     done = stack.wait_for("job:sweep")[0]
     assert done["outcome"] == "completed", done
     assert done["user"] == "acme" and done["path"] == "acme"
@@ -618,7 +652,7 @@ def test_post_disconnect_sweeps_the_users_company_and_skips_young_files(stack):
 def test_post_disconnect_of_a_user_without_a_company_folder_does_nothing(stack):
     assert disconnect(stack, "nobody").returncode == 0
     assert disconnect(stack, "").returncode == 0
-    assert [line["outcome"] for line in stack.log()] == ["ignored", "ignored"]
+    assert [line["outcome"] for line in stack.outcomes()] == ["ignored", "ignored"]
 
 
 def test_an_action_variable_added_by_the_configuration_does_not_hide_a_disconnection(stack):
@@ -761,10 +795,10 @@ def test_names_are_escaped_in_both_logs(stack):
     path.parent.mkdir(parents=True)
     path.write_bytes(b"")  # empty: refused, named in the parser's output
     assert stack.upload(path).returncode == 0
-    raw_log = stack.uploads_log.read_text()
-    assert raw_log.count("\n") == 1 and "\x1b" not in raw_log
-    assert " path=$'acme/base/02001283/T302\\x1b[31m\\nforged.tsv' " in raw_log
     line = only_line(stack)
+    raw_log = stack.uploads_log.read_text()
+    assert raw_log.count("\n") == 3 and "\x1b" not in raw_log  # queued, its outcome, drainer
+    assert raw_log.count(" path=$'acme/base/02001283/T302\\x1b[31m\\nforged.tsv' ") == 2
     assert line["path"] == f"acme/base/02001283/{name}" and line["outcome"] == "set-aside"
     output = (stack.logs / "hook-output.log").read_text()
     assert "\x1b" not in output

@@ -1,0 +1,284 @@
+"""The drainer: one process that ingests every queued upload with one InfluxDB client.
+
+Started by the hook (``python -m core.hook --job drain``, in its own session, holding the
+drainer lock: see ``core/queue.py``), it takes the queued markers in order, up to
+``BATCH_FILES`` at a time, and runs them through one ``Runner`` (one run report and one
+``tsv_parser_run`` record per batch, the bookkeeping records of the batch written together).
+Queued sweeps (one per SFTP disconnection) come after the files: the requests of a company
+are merged into one sweep of its folder. When the queue is empty the drainer releases the
+lock, looks again, and takes the lock back if a marker came meanwhile.
+
+Per queued event it writes the line the hook used to write itself: the same ``event``,
+``user`` and ``path``, the outcome (``ingested``, ``set-aside``, ``skipped``, ``deferred``,
+``failed``), ``pid`` the drainer's, ``duration_ms`` the time from the upload's hook to that
+line (queueing included). Queued sweeps end with a ``job:sweep`` line per company.
+
+Bounds: one drainer at a time, whatever the number of uploads; with the sweep timer's run
+(``powerview-sweep.service``) at most two processes ingest (plus a sender process each for a
+file above ``INLINE_MAX_BYTES``, and a short ``tsv_parser.py --reject`` per failed upload,
+which reads nothing). The drainer holds one batch's results (a few kB per file) and one
+file's batch of points at a time.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from core.hook import (
+    PARSER_DATA,
+    PARSER_OK,
+    PARSER_TEMPORARY,
+    Config,
+    escape_output_line,
+    file_outcome,
+    sweep_text,
+    totals_text,
+    write_log_line,
+)
+from core.queue import FILE, SWEEP, Marker, Spool, release
+
+BATCH_FILES = 100  # markers per run: one report, one run record, the records written together
+
+log = logging.getLogger("powerview.drainer")
+
+
+class Session:
+    """Settings and the InfluxDB client, made once for the drainer's life."""
+
+    def __init__(self, config: Config) -> None:
+        from core.engine import ParseOptions  # noqa: PLC0415 - heavy: after the lock only
+        from core.influx_writer import InfluxWriter  # noqa: PLC0415
+        from core.settings import load_settings  # noqa: PLC0415
+
+        self.config = config
+        self.settings = load_settings(require=("influxdb",))
+        settings = self.settings
+        self.parse = ParseOptions(
+            batch_points=settings["INFLUXDB_BATCH_SIZE"],
+            timestamp_floor=settings["TSV_TIMESTAMP_FLOOR"],
+            v002_time_zone=settings["TSV_V002_TIMEZONE"],
+            skip_zero_rows=settings["TSV_SKIP_ZERO_ROWS"],
+        )
+        report_dir = settings["TSV_REPORT_DIR"]
+        self.report_dir = (
+            Path(report_dir)
+            if report_dir
+            else config.data_dir.resolve().parent / "logs" / "reports"
+        )
+        self.writer = InfluxWriter(settings)
+        try:
+            self.writer.check()
+        except Exception:
+            self.writer.close()
+            raise
+
+    def close(self) -> None:
+        self.writer.close()
+
+    def runner(self, company: str | None = None) -> Any:
+        from core.runner import RunConfig, Runner  # noqa: PLC0415
+
+        config = RunConfig(
+            data_folder=self.config.data_dir,
+            dry_run=False,
+            parse=self.parse,
+            min_file_age_s=self.settings["TSV_MIN_FILE_AGE_S"],
+            meta_bucket=self.settings["TSV_META_BUCKET"],
+            company=company,
+            state_dir=self.report_dir,
+        )
+        return Runner(config, self.writer)
+
+    def save(self, report: Any, keep_output: Callable[[str], None]) -> None:
+        """The run report in the report folder, its summary in hook-output.log."""
+        from core.report import print_human_summary, write_json_atomically  # noqa: PLC0415
+
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        path = self.report_dir / f"tsv_parser_{stamp}_{report.run_id}.json"
+        write_json_atomically(path, report.as_dict())
+        text = io.StringIO()
+        print_human_summary(report, text)
+        keep_output(text.getvalue() + f"run report: {path}\n")
+
+
+class Drainer:
+    def __init__(self, config: Config, spool: Spool, keep_output: Callable[[str], None]) -> None:
+        self.config = config
+        self.spool = spool
+        self.keep_output = keep_output
+        self.session: Session | None = None
+        self.counts: dict[str, int] = defaultdict(int)
+
+    # -- the loop ------------------------------------------------------------------------
+    def run(self, descriptor: int) -> None:
+        """Drain until the queue is empty with the lock released (see core/queue.py)."""
+        try:
+            while True:
+                self.spool.recover()
+                while self._one_round():
+                    pass
+                release(descriptor)
+                if not self.spool.queued():
+                    return
+                again = self.spool.try_lock()
+                if again is None:  # a drainer started by a hook has it
+                    return
+                descriptor = again
+        finally:
+            if self.session is not None:
+                self.session.close()
+
+    def _one_round(self) -> bool:
+        """One batch of files, else the queued sweeps; False when nothing was queued."""
+        files = self.spool.take(FILE, BATCH_FILES)
+        if files:
+            self._files(files)
+            return True
+        sweeps = self.spool.take(SWEEP, 10_000)
+        if sweeps:
+            self._sweeps(sweeps)
+            return True
+        return False
+
+    def _open(self, markers: Sequence[Marker], event_of: Callable[[Marker], str]) -> bool:
+        """The session, or each marker ended with why there is none."""
+        if self.session is not None:
+            return True
+        from core.influx_writer import WriteError  # noqa: PLC0415
+        from core.settings import SettingsError  # noqa: PLC0415
+
+        outcome = "failed"
+        try:
+            self.session = Session(self.config)
+            return True
+        except SettingsError as error:
+            detail = f"settings: {error}; the file stays for the sweep"
+        except WriteError as error:
+            if error.kind == "temporary":
+                outcome = "deferred"
+                detail = f"InfluxDB unavailable, left for the sweep: {error}"
+            else:
+                detail = f"InfluxDB refused the token or the organization: {error}"
+        except OSError as error:
+            detail = f"cannot read the settings: {error}"
+        for marker in markers:
+            self._line(marker, event_of(marker), outcome, detail)
+        return False
+
+    # -- files ---------------------------------------------------------------------------
+    def _files(self, markers: list[Marker]) -> None:
+        if not self._open(markers, lambda marker: str(marker.entry.get("event", "upload"))):
+            return
+        assert self.session is not None
+        paths = [self.config.data_dir / str(marker.entry.get("path", "")) for marker in markers]
+        runner = self.session.runner()
+        report = runner.run(files=paths)
+        try:
+            self.session.save(report, self.keep_output)
+        except OSError as error:
+            self.keep_output(f"run report not written: {error}\n")
+        from core.report import RunReport  # noqa: PLC0415
+
+        for marker, result in zip(markers, report.files, strict=False):
+            one = RunReport(mode=report.mode, data_folder=report.data_folder, files=[result])
+            outcome, reason = file_outcome(result.as_dict())
+            totals = totals_text({"totals": one.totals()})
+            detail = "; ".join(part for part in (totals, reason) if part)
+            self._line(marker, str(marker.entry.get("event", "upload")), outcome, detail)
+
+    # -- sweeps --------------------------------------------------------------------------
+    def _sweeps(self, markers: list[Marker]) -> None:
+        if not self._open(markers, lambda marker: "job:sweep"):
+            return
+        assert self.session is not None
+        by_company: dict[str, list[Marker]] = defaultdict(list)
+        for marker in markers:
+            by_company[str(marker.entry.get("company", ""))].append(marker)
+        for company, requests in by_company.items():
+            folder = self.config.data_dir / company
+            if not company or folder.is_symlink() or not folder.is_dir():
+                for marker in requests:
+                    self._line(marker, "job:sweep", "ignored", "no company folder", company)
+                continue
+            runner = self.session.runner(company)
+            report = runner.run()
+            try:
+                self.session.save(report, self.keep_output)
+            except OSError as error:
+                self.keep_output(f"run report not written: {error}\n")
+            data = report.as_dict()
+            detail = "; ".join((sweep_text(company, data), totals_text(data)))
+            if len(requests) > 1:
+                detail += f" ({len(requests)} requests merged)"
+            if report.exit_code in (PARSER_OK, PARSER_DATA):
+                outcome = "completed"
+            elif report.exit_code == PARSER_TEMPORARY:
+                outcome = "deferred"
+                detail = f"InfluxDB unavailable; the timer's sweep retries; {detail}"
+            else:
+                outcome = "failed"
+                detail = f"tsv_parser run exit {report.exit_code}; {detail}"
+            self._line(requests[0], "job:sweep", outcome, detail, company)
+            for marker in requests[1:]:
+                self.spool.done(marker)
+
+    # -- log -----------------------------------------------------------------------------
+    def _line(
+        self, marker: Marker, event: str, outcome: str, detail: str, path: str | None = None
+    ) -> None:
+        entry = marker.entry
+        queued_ns = entry.get("queued_ns")
+        elapsed_ms = 0
+        if isinstance(queued_ns, int):
+            elapsed_ms = max(0, (datetime.now(UTC).timestamp() * 1e9 - queued_ns) // 1_000_000)
+        shown = path if path is not None else str(entry.get("shown") or entry.get("path") or "")
+        write_log_line(
+            self.config,
+            event=event,
+            user=str(entry.get("user") or ""),
+            path=shown,
+            outcome=outcome,
+            duration_ms=int(elapsed_ms),
+            detail=detail,
+        )
+        self.counts[outcome] += 1
+        self.spool.done(marker)
+
+
+def drain(config: Config, spool: Spool, descriptor: int, keep_output: Callable[[str], None]) -> str:
+    """Drain the queue holding the lock ``descriptor``; what was done, for the job's line."""
+    _log_to(config)
+    drainer = Drainer(config, spool, keep_output)
+    drainer.run(descriptor)
+    counts = ", ".join(f"{count} {outcome}" for outcome, count in sorted(drainer.counts.items()))
+    return f"queue drained: {counts or 'nothing queued'}"
+
+
+class _OutputFormatter(logging.Formatter):
+    """hook-output.log's form: each line prefixed with the pid and escaped."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        prefix = f"pid={os.getpid()} "
+        text = super().format(record)
+        return "\n".join(prefix + escape_output_line(line) for line in text.splitlines())
+
+
+def _log_to(config: Config) -> None:
+    """Warnings and tracebacks of the run go to hook-output.log (stderr is /dev/null)."""
+    try:
+        config.output_log.parent.mkdir(parents=True, exist_ok=True)
+        stream = open(config.output_log, "a", encoding="utf-8")  # noqa: SIM115 - for the life
+    except OSError:
+        return
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(_OutputFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)
