@@ -367,6 +367,7 @@ def run(argv: list[str] | None = None) -> int:
         progress=explicit is None and sys.stderr.isatty(),
         company=args.company,
         state_dir=None if args.dry_run else report_folder(args, settings),
+        inline_max_bytes=settings["INFLUXDB_INLINE_MAX_BYTES"],
     )
     writer = None
     try:

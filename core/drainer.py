@@ -15,7 +15,7 @@ line (queueing included). Queued sweeps end with a ``job:sweep`` line per compan
 
 Bounds: one drainer at a time, whatever the number of uploads; with the sweep timer's run
 (``powerview-sweep.service``) at most two processes ingest (plus a sender process each for a
-file above ``INLINE_MAX_BYTES``, and a short ``tsv_parser.py --reject`` per failed upload,
+file above ``INFLUXDB_INLINE_MAX_BYTES``, and a short ``tsv_parser.py --reject`` per failed upload,
 which reads nothing). The drainer holds one batch's results (a few kB per file) and one
 file's batch of points at a time.
 """
@@ -93,6 +93,7 @@ class Session:
             meta_bucket=self.settings["TSV_META_BUCKET"],
             company=company,
             state_dir=self.report_dir,
+            inline_max_bytes=self.settings["INFLUXDB_INLINE_MAX_BYTES"],
         )
         return Runner(config, self.writer)
 

@@ -94,7 +94,7 @@ DATA = "data"  # WriteError.kind of a failure that belongs to the file's content
 # A file up to this size is sent from the run's own process, batch after batch; a larger one
 # through the writer's sender process, which sends while the next batch is parsed (a daily
 # file, some 50 kB, would spend more starting that process than it gains).
-INLINE_MAX_BYTES = 4 << 20
+INLINE_MAX_BYTES = 4 << 20  # the default of INFLUXDB_INLINE_MAX_BYTES
 
 
 class OutputClosedError(Exception):
@@ -113,6 +113,7 @@ class RunConfig:
     progress: bool = False
     company: str | None = None  # a sweep of <data_folder>/<company> only
     state_dir: Path | None = None  # where misplaced files already reported are remembered
+    inline_max_bytes: int = INLINE_MAX_BYTES  # larger files go through the sender process
 
 
 class Runner:
@@ -459,7 +460,7 @@ class Runner:
         try:
             bucket = location.company
             self.writer.ensure_company_bucket(bucket)
-            small = location.path.stat().st_size <= INLINE_MAX_BYTES
+            small = location.path.stat().st_size <= self.config.inline_max_bytes
             sender: _InlineSender | FileWriter = (
                 _InlineSender(self.writer, bucket) if small else self.writer.file_writer(bucket)
             )

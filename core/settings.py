@@ -203,6 +203,15 @@ VARIABLES: tuple[Variable, ...] = (
         group="influxdb",
     ),
     Variable(
+        "INFLUXDB_INLINE_MAX_BYTES",
+        "4194304",
+        "Files up to this size (bytes) are sent from the run's own process; larger ones "
+        "through a sender process that sends while the next batch is parsed (0: always the "
+        "sender).",
+        parse_non_negative_int,
+        group="influxdb",
+    ),
+    Variable(
         "INFLUXDB_MAX_RETRIES",
         "5",
         "Retries of a write that failed with a temporary error (unreachable, timeout, 429, "

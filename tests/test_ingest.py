@@ -478,7 +478,8 @@ def test_a_parser_killed_mid_file_leaves_no_process_claim_or_shared_memory(influ
     parser = subprocess.Popen(
         [sys.executable, str(PARSER), "--dataFolder", str(data), "--min-age", "0",
          "--tsvFile", str(data / big)],
-        env={**env, "INFLUXDB_BATCH_SIZE": "60", "INFLUXDB_TIMEOUT_S": "600"},
+        env={**env, "INFLUXDB_BATCH_SIZE": "60", "INFLUXDB_TIMEOUT_S": "600",
+             "INFLUXDB_INLINE_MAX_BYTES": "0"},  # the sender process, even for this small file
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
