@@ -122,9 +122,11 @@ class Drainer:
         """Drain until the queue is empty with the lock released (see core/queue.py)."""
         try:
             while True:
+                self.spool.note("acquired")
                 self.spool.recover()
                 while self._one_round():
                     pass
+                self.spool.note("released")
                 release(descriptor)
                 if not self.spool.queued():
                     return

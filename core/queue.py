@@ -11,6 +11,9 @@ else ``<data folder>/../logs/reports``)::
     queue/.work/<same name>        taken by the drainer, removed once its outcome is logged
     queue/.tmp/                    markers being written (renamed into queue/ when complete)
     queue/.drainer.lock            flock held by the one drainer
+    queue/.drainers.log            "acquired <pid>" / "released <pid>", written by the lock's
+                                   holder (what an operator or a test reads to see who held
+                                   it; cut when it passes 64 kB)
 
 **Exactly one drainer.** Whoever holds the ``flock`` of ``.drainer.lock`` is the drainer. The
 hook, after writing its marker, tries the lock without waiting: held by someone, a drainer
@@ -43,6 +46,8 @@ from typing import Any
 FILE = "file"
 SWEEP = "sweep"
 LOCK_NAME = ".drainer.lock"
+JOURNAL_NAME = ".drainers.log"
+JOURNAL_MAX_BYTES = 64 << 10
 
 
 def spool_folder(data_dir: Path, report_dir: str | None) -> Path:
@@ -71,6 +76,7 @@ class Spool:
         self.work = folder / ".work"
         self.tmp = folder / ".tmp"
         self.lock_path = folder / LOCK_NAME
+        self.journal = folder / JOURNAL_NAME
 
     def ensure(self) -> None:
         for folder in (self.folder, self.work, self.tmp):
@@ -154,6 +160,14 @@ class Spool:
                 entry = {"kind": kind, "unreadable": True}
             taken.append(Marker(target, entry))
         return taken
+
+    def note(self, what: str) -> None:
+        """A line of the drainers' journal; only the lock's holder writes it."""
+        with contextlib.suppress(OSError):
+            if what == "acquired" and self.journal.stat().st_size > JOURNAL_MAX_BYTES:
+                os.truncate(self.journal, 0)
+        with contextlib.suppress(OSError), open(self.journal, "a", encoding="utf-8") as stream:
+            stream.write(f"{what} {os.getpid()}\n")
 
     def done(self, marker: Marker) -> None:
         """The marker's outcome is logged: forget it."""
