@@ -21,8 +21,8 @@ import core.drainer
 from core.drainer import Drainer
 from core.hook import load_config
 from core.queue import FILE
-from tests.conftest import SAMPLES
 from tests import test_hook
+from tests.conftest import SAMPLES
 from tests.test_hook import COMPANY1, Stack, ingest_records
 
 stack = test_hook.stack  # the fixture: a temporary installation and the InfluxDB double
