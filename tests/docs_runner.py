@@ -32,6 +32,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 import traceback
 from pathlib import Path
 
@@ -374,6 +375,7 @@ class Runner:
             )
             result = self.run_as("sftpgo", [step["hook"]], cwd="/", env=env)
             self.checked(f"hook upload {relative}", result)
+            self.wait_for_outcome(relative)
         for company, campaign in step["grafana"]:
             # What the hook starts, detached, when the campaign folder appears (mkdir).
             result = self.run_as(
@@ -384,6 +386,23 @@ class Runner:
                  "-e", f"grafana_influxdb_url={step['grafana_influxdb_url']}"],
             )  # fmt: skip
             self.checked(f"Grafana resources of {company}/{campaign}", result)
+
+    def wait_for_outcome(self, relative: str, deadline_s: float = 300) -> None:
+        """Wait until uploads.log has the upload's outcome: a queued upload is ingested later
+        by a detached drainer, and the docs read its lines."""
+        log = Path("/srv/sftpgo/logs/uploads.log")
+        end = time.monotonic() + deadline_s
+        while time.monotonic() < end:
+            lines = log.read_text(encoding="utf-8").splitlines() if log.exists() else []
+            handled = any(
+                f"path={relative} " in line and "outcome=queued" not in line for line in lines
+            )
+            drainer_started = any("drainer started" in line for line in lines)
+            drainer_done = any("event=job:drain" in line for line in lines)
+            if handled and (drainer_done or not drainer_started):
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"no outcome for {relative} in {log} after {deadline_s} s")
 
     def update_origin(self, step: dict) -> None:
         """A new commit on the project's repository, changing a file of deploy/."""
