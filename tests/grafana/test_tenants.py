@@ -26,9 +26,10 @@ from tests.doubles.grafana_fixtures import grafana_environment, load_grafana_con
 from tests.doubles.influxdb import InfluxDBDouble
 from tests.grafana.conftest import PROJECT_ROOT, api, library
 from tests.grafana.test_playbooks import ADD_USER, ANSIBLE_PLAYBOOK, CREATE, DELETE, Run, Stack
+from tests.grafana.test_update_dashboards import UPDATE
 from tests.test_hook import VENV, stack  # noqa: F401  (the hook's fixture, by name)
 
-PLAYBOOKS = (CREATE, ADD_USER, DELETE)
+PLAYBOOKS = (CREATE, ADD_USER, UPDATE, DELETE)
 INVENTORY_WARNINGS = (
     "No inventory was parsed, only implicit localhost is available",
     "provided hosts list is empty, only localhost is available",
@@ -232,6 +233,8 @@ def test_a_company_differing_only_by_case_is_refused_everywhere(tenants_factory,
         (ADD_USER, {"company_name": "ACME", "user_name": "eve"}),
         (DELETE, {"company_name": "ACME"}),
         (DELETE, {"company_name": "aCmE", "user_name": "alice"}),
+        (UPDATE, {"company_name": "ACME"}),
+        (UPDATE, {"company_name": "Acme", "campaign_name": "site1"}),
     ]:
         run = refused(site.run(playbook, names=names), "differs only by case", "'acme'")
         assert f"nothing was done for {names['company_name']!r}" in run.output
@@ -277,6 +280,8 @@ def test_the_org_module_never_acts_on_an_organization_of_another_case(tenants_fa
         (CREATE, "powerview_meta", "TSV_META_BUCKET"),
         (DELETE, "PowerView_META", "TSV_META_BUCKET"),
         (ADD_USER, "General", "root folder"),
+        (UPDATE, "general", "root folder"),
+        (UPDATE, "POWERVIEW_meta", "TSV_META_BUCKET"),
     ],
 )
 def test_reserved_company_names_create_nothing(tenants_factory, playbook, company, reason):
@@ -370,6 +375,7 @@ def test_every_playbook_runs_by_its_path_from_any_directory(tenants_factory, cwd
     for playbook, names in [
         (CREATE, {"company_name": "acme", "campaign_name": "site1"}),
         (ADD_USER, {"company_name": "acme", "user_name": "alice"}),
+        (UPDATE, {"company_name": "acme", "campaign_name": "site1"}),
         (DELETE, {"company_name": "acme", "user_name": "alice"}),
     ]:
         vars_file = site.home / "vars.json"
@@ -392,6 +398,107 @@ def test_every_playbook_runs_by_its_path_from_any_directory(tenants_factory, cwd
         # Without ansible.cfg Ansible says it uses its implicit localhost; nothing else may be
         # warned about (interpreter discovery, unknown plugins...).
         assert all(any(w in line for w in INVENTORY_WARNINGS) for line in warnings), warnings
+
+
+def test_every_playbook_runs_with_an_admins_own_inventory(tenants_factory):
+    """An admin's inventory that lists localhost makes Ansible reach it over SSH with the
+    system's Python, unless the play says otherwise: every playbook must."""
+    site = tenants_factory()
+    inventory = site.home / "inventory.ini"
+    inventory.write_text(
+        "[servers]\nlocalhost ansible_python_interpreter=/nonexistent/python3\n", encoding="utf-8"
+    )
+    for playbook, names in [
+        (CREATE, {"company_name": "acme", "campaign_name": "site1"}),
+        (ADD_USER, {"company_name": "acme", "user_name": "alice"}),
+        (UPDATE, {"company_name": "acme"}),
+        (UPDATE, {}),
+        (DELETE, {"company_name": "acme", "user_name": "alice"}),
+    ]:
+        ok(site.run(playbook, "-i", str(inventory), names=names))
+        if playbook is CREATE:
+            site.grafana.clear_log()
+        if playbook is UPDATE:  # it read the company's dashboards, through HTTP, locally
+            assert any(
+                r.path == "/api/dashboards/uid/powerview_acme_site1" for r in site.grafana.requests
+            )
+    assert site.org_id("acme") is None and site.user("alice") is None
+
+
+# ---- update_grafana_dashboards.yml over every company
+
+
+def _legacy_company(site: Tenants, name: str) -> int:
+    """An organization as create_grafana_resources.yml made one before the reserved names and
+    the case rule: organization, folder, data source and an overview dashboard."""
+    status, body = api(site.grafana, "POST", "/api/orgs", {"name": name})
+    assert status == 200, body
+    org_id = body["orgId"]
+    folder_uid = f"powerview-folder_{name}"
+    for path, payload in [
+        ("/api/folders", {"uid": folder_uid, "title": f"{name} dashboards"}),
+        (
+            "/api/datasources",
+            {"name": f"influxdb_{name}", "uid": f"influxdb_{name}", "type": "influxdb",
+             "access": "proxy", "url": site.influxdb.url,
+             "jsonData": {"version": "Flux", "defaultBucket": name}},
+        ),
+        (
+            "/api/dashboards/db",
+            {"dashboard": {"uid": f"powerview_{name}", "title": f"{name} - overview",
+                           "panels": [], "schemaVersion": 39},
+             "folderUid": folder_uid},
+        ),
+    ]:  # fmt: skip
+        status, body = api(site.grafana, "POST", path, payload, org=org_id)
+        assert status == 200, body
+    return org_id
+
+
+def test_an_update_of_every_company_leaves_reserved_and_case_twin_organizations_alone(
+    tenants_factory,
+):
+    site = tenants_factory()
+    ok(site.create("acme", campaign_name="site1"))
+    ok(site.create("beta", campaign_name="b1"))
+    left_alone = [_legacy_company(site, "ACME"), _legacy_company(site, "powerview_meta")]
+    left_alone.append(site.org_id("acme"))
+    # Hand edits that a run re-rendering the dashboard would undo.
+    for company in ("acme", "beta"):
+        uid = f"powerview_{company}"
+        status, body = api(
+            site.grafana, "GET", f"/api/dashboards/uid/{uid}", org=site.org_id(company)
+        )
+        assert status == 200, body
+        edited = {**body["dashboard"], "description": "edited by hand"}
+        status, body = api(
+            site.grafana, "POST", "/api/dashboards/db",
+            {"dashboard": edited, "folderUid": body["meta"]["folderUid"], "overwrite": True},
+            org=site.org_id(company),
+        )  # fmt: skip
+        assert status == 200, body
+
+    def items_of(org_ids: list[int]) -> list[Any]:
+        with site.grafana.state.lock:
+            items = site.grafana.state.items.values()
+            return sorted(
+                (i.org_id, i.uid, i.version, json.dumps(i.model, sort_keys=True))
+                for i in items
+                if i.org_id in org_ids
+            )
+
+    before = items_of(left_alone)
+    run = refused(
+        site.run(UPDATE, names={}),
+        "ACME: organization 'ACME' differs only by case from organization 'acme'",
+        "acme: organization 'acme' differs only by case from organization 'ACME'",
+        "powerview_meta: company name 'powerview_meta' is reserved",
+        "were left as they were",
+    )
+    assert "powerview_beta" in run.output  # beta, which has no twin, was re-rendered
+    assert items_of(left_alone) == before
+    beta = site.grafana.state.item_by_uid(site.org_id("beta"), "powerview_beta")
+    assert "description" not in beta.model or beta.model["description"] != "edited by hand"
 
 
 # ---- the upload hook: an SFTP mkdir of ACME/site1

@@ -41,13 +41,28 @@ CAMPAIGN_TAG = "campaign"
 
 
 def company_orgs(
-    client: grafana.GrafanaClient, company: str, names_module: Any, derive: Any
+    client: grafana.GrafanaClient,
+    company: str,
+    names_module: Any,
+    derive: Any,
+    *,
+    meta_bucket: str,
+    problems: list[str],
 ) -> list[dict]:
-    """``[{"company", "org_id"}]``: organizations that hold a company's PowerView folder."""
-    _, orgs = client.call("GET", "/api/orgs", query={"perpage": 10000})
+    """``[{"company", "org_id"}]``: organizations that hold a company's PowerView folder.
+
+    ``company`` was checked by the preflight (allowlist, reserved names, case). Without it,
+    every organization is a candidate and its name gets the same checks here: one whose name
+    is reserved, or equals another organization's but for case (left by a run made before
+    those rules), is skipped with a line in ``problems``, its dashboards left as they were."""
+    orgs = [
+        {"id": org["id"], "name": str(org.get("name"))}
+        for org in powerview_preflight.grafana_org_list(client)
+    ]
+    names = [org["name"] for org in orgs]
     found = []
-    for org in orgs or []:
-        name = str(org.get("name"))
+    for org in orgs:
+        name = org["name"]
         if company and name != company:
             continue
         try:
@@ -58,8 +73,28 @@ def company_orgs(
         status, _ = client.in_org(org["id"]).call(
             "GET", grafana.api_path("folders", folder_uid), accept=(404,)
         )
-        if status == 200:
-            found.append({"company": name, "org_id": org["id"]})
+        if status != 200:
+            continue
+        if not company:
+            twins = [
+                other
+                for other in names
+                if other != name
+                and names_module.company_key(other) == names_module.company_key(name)
+            ]
+            reason = names_module.reserved_company_reason(name, meta_bucket)
+            if twins:
+                reason = (
+                    f"organization {name!r} differs only by case from organization "
+                    f"{twins[0]!r}: company names are unique without regard to case"
+                )
+            if reason:
+                problems.append(
+                    f"{name}: {reason}; the dashboards of organization {org['id']} were left "
+                    "as they were (rename or delete that organization)"
+                )
+                continue
+        found.append({"company": name, "org_id": org["id"]})
     if company and not found:
         raise grafana.GrafanaError(
             f"company {company!r} has no PowerView organization and folder in Grafana: run "
@@ -89,7 +124,7 @@ def campaigns_in_grafana(org: grafana.GrafanaClient, folder_uid: str) -> list[st
     return campaigns
 
 
-def plan(client: grafana.GrafanaClient, params: dict, check_mode: bool) -> dict:
+def plan(client: grafana.GrafanaClient, params: dict, check_mode: bool, meta_bucket: str) -> dict:
     if params["campaign"] and not params["company"]:
         raise grafana.GrafanaError(
             "campaign_name needs company_name: a campaign belongs to one company"
@@ -101,7 +136,10 @@ def plan(client: grafana.GrafanaClient, params: dict, check_mode: bool) -> dict:
     derive, names_module = powerview_preflight.derive_names, core.names
     dashboards: list[dict] = []
     problems: list[str] = []
-    for entry in company_orgs(client, params["company"], names_module, derive):
+    found = company_orgs(
+        client, params["company"], names_module, derive, meta_bucket=meta_bucket, problems=problems
+    )
+    for entry in found:
         company, org_id = entry["company"], entry["org_id"]
         names = derive(company, "")
         org = client.in_org(org_id)
@@ -164,16 +202,18 @@ def plan(client: grafana.GrafanaClient, params: dict, check_mode: bool) -> dict:
     return {"changed": False, "dashboards": dashboards, "problems": problems, "source": source}
 
 
-def client() -> Any:
+def client() -> tuple[grafana.GrafanaClient, str]:
+    """The server admin's client, and TSV_META_BUCKET (a reserved company name)."""
     from core.settings import SettingsError, load_settings  # noqa: PLC0415
 
     try:
         settings = load_settings(require=("grafana",))
     except SettingsError as error:
         raise grafana.GrafanaError(str(error)) from error
-    return grafana.GrafanaClient(
+    admin = grafana.GrafanaClient(
         settings["GRAFANA_URL"], settings["GRAFANA_USERNAME"], settings["GRAFANA_PASSWORD"]
     )
+    return admin, str(settings["TSV_META_BUCKET"])
 
 
 class ActionModule(ActionBase):
@@ -189,6 +229,7 @@ class ActionModule(ActionBase):
             "campaign": str(self._task.args.get("campaign") or ""),
         }
         try:
-            return {**result, **plan(client(), params, bool(self._task.check_mode))}
+            admin, meta_bucket = client()
+            return {**result, **plan(admin, params, bool(self._task.check_mode), meta_bucket)}
         except grafana.GrafanaError as error:
             return {**result, "failed": True, "changed": False, "msg": str(error)}

@@ -196,18 +196,26 @@ def check_user(settings: Any, company: str, login: str, email: str, move_from: s
         raise InputError(str(error)) from None
 
 
-def grafana_org_names(settings: Any) -> list[str]:
-    """Every organization name of Grafana (server admin, basic auth).
+def grafana_org_list(client: Any) -> list[dict[str, Any]]:
+    """Every organization of Grafana, ``[{"id", "name"}]`` (server admin, basic auth).
 
-    One page without ``page``: Grafana versions count ``page`` from 0 or from 1, so only the
-    first page is unambiguous; more organizations than a page holds is refused, not guessed."""
-    _, orgs = _grafana_client(settings).call("GET", "/api/orgs", query={"perpage": ORG_PAGE})
+    One page, without ``page``: Grafana 12 skips ``perpage * page`` organizations
+    (``orgimpl/store.go``, ``Search``), so ``page`` counts from 0 and ``page=1`` would already
+    skip the first page (older versions differ); ``perpage`` defaults to 1000
+    (``api/org.go``, ``SearchOrgs``), hence asked for explicitly. More organizations than one
+    page holds is refused, not guessed."""
+    _, orgs = client.call("GET", "/api/orgs", query={"perpage": ORG_PAGE})
     if len(orgs or []) >= ORG_PAGE:
-        raise InputError(
+        raise _grafana_module().GrafanaError(
             f"Grafana has {ORG_PAGE} organizations or more: the company names cannot all be "
             "checked in one page"
         )
-    return [str(org["name"]) for org in orgs or []]
+    return list(orgs or [])
+
+
+def grafana_org_names(settings: Any) -> list[str]:
+    """Every organization name of Grafana (see ``grafana_org_list``)."""
+    return [str(org["name"]) for org in grafana_org_list(_grafana_client(settings))]
 
 
 def influxdb_bucket_names(settings: Any, core: Any) -> list[str]:
