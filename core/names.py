@@ -32,7 +32,10 @@ organization, so two more rules apply to companies only (``reserved_company_reas
                                 no organization is given; it holds no company data and must
                                 stay that way (the allowlist refuses it too: it has a space)
   ``General``                   Grafana's root folder: the company folder has the company's
-                                title, and Grafana refuses a folder titled ``General``
+                                title, and Grafana 12 refuses a folder titled ``General`` in
+                                any case (400 "A folder with that name already exists":
+                                ``EqualFold(title, RootFolderName)`` in
+                                ``pkg/services/folder/folderimpl/folder.go``)
   ============================  ==============================================================
 
   Every other Grafana resource of a company (team, data source ``influxdb_<company>``,

@@ -8,74 +8,108 @@ answers the calls the playbooks make plus those a company user's browser makes
 (``/api/search``, ``/api/folders``, ``/api/frontend/settings``, ``/api/ds/query``...).
 
 Behaviour follows Grafana 12.3.1, the version ``docker-compose.yml`` pins. Each rule below
-names the Grafana source file behind it (paths under ``pkg/``; read through the stored code
-index: the full v12.3.1 snapshot is larger than what can be fetched here, so where the index
-holds an older version of a file, the rule was checked against the 12.x behaviour the
-project's own notes and Grafana's HTTP API docs, ``docs/sources/developers/http_api``,
-describe). ``../shared/research/grafana-api.md`` has the longer story.
+names the Grafana source file behind it (paths under ``pkg/`` unless they start with ``apps/``),
+read through the stored code index (the v12.3.1 snapshot is too large to fetch here), and says
+which version of that file was read: **12** is a file holding code that exists only in 11.x/12.x
+(unified storage ``legacysql``/``dualwrite``, k8s ``apps/`` APIs, ``dashboardaccess``...),
+**old** a file whose only stored versions predate 11.x (the rule is then assumed unchanged).
 
-====================================================  =========================================
-rule                                                  source
-====================================================  =========================================
-every call but ``/api/health`` needs basic auth:      ``services/authn/clients/basic.go``
-401 ``Invalid username or password``
-the organization of a call is ``X-Grafana-Org-Id``    ``services/authn/authnimpl/service.go``
-(or ``?targetOrgId=``), else the user's current one;  (``orgIDFromRequest``); 403 is the
-a non-member gets 403                                 double's choice, see note 1
-``/api/orgs``, ``/api/admin``, ``/api/users`` need a  ``api/api.go`` (route table,
-server admin (403 otherwise)                          ``reqGrafanaAdmin``)
-``GET /api/orgs`` pages with ``perpage`` (default     ``api/org.go`` (``SearchOrgs``),
-1000) and ``page`` (the automation sends no page),    ``services/org/orgimpl/store.go``
-filters ``query`` (``LIKE`` prefix) and ``name``      (``Search``)
-organization names are compared by the database:      ``services/org/orgimpl/store.go``
-``name = ?`` finds ``ACME`` for ``acme`` with         (``GetByName``, ``isOrgNameTaken``)
-MySQL's default collation, not with SQLite or
-PostgreSQL (``Settings.database``); stored as given
-``POST /api/orgs``: 409 ``Organization name taken``;  ``api/org.go`` (``CreateOrg``),
-the creator becomes an Admin of the new org           ``orgimpl/store.go`` (``CreateWithMember``)
-``DELETE /api/orgs/:id`` deletes memberships, teams,  ``services/org/orgimpl/store.go``
-folders, dashboards, data sources                     (``Delete``)
-logins and emails are stored lowercased and every     ``services/user/userimpl/user.go``
-lookup (``/api/users/lookup``, ``loginOrEmail`` of    (``Create``), ``userimpl/store.go``
-``POST /api/orgs/:id/users``, sign-in) ignores case   (``GetByLogin``), migration
-                                                      ``sqlstore/migrations/usermig/
-                                                      user_lowercase_login_and_email.go``
-``POST /api/admin/users``: 412 when the login or      ``api/admin_users.go``
-email is taken (without case); ``auto_assign_org``    (``AdminCreateUser``), ``services/org/
-(default on) puts the user in ``orgId`` when given,   orgimpl/org.go`` (``GetIDForNewUser``)
-else ``auto_assign_org_id`` (1), role
+=====================================================  ========================================
+rule                                                   source (version read)
+=====================================================  ========================================
+every call but ``/api/health`` needs basic auth:       ``services/authn/clients/basic.go``
+401 ``Invalid username or password``                   (not re-read)
+the organization of a call is ``X-Grafana-Org-Id``     ``services/authn/authnimpl/service.go``
+(or ``?targetOrgId=``), else the user's current one;   (``orgIDFromRequest``; not re-read); 403
+a non-member gets 403                                  is the double's choice, see note 1
+``/api/orgs``, ``/api/admin``, ``/api/users`` need a   ``api/api.go`` (route table,
+server admin (403 otherwise)                           ``reqGrafanaAdmin``; not re-read)
+``GET /api/orgs``: ``perpage`` <= 0 or absent means    ``api/org.go`` (``SearchOrgs``, 12),
+1000; ``page`` counts from **0** (``LIMIT perpage      ``services/org/orgimpl/store.go``
+OFFSET perpage*page``: ``page=1`` is the second page,  (``Search``, 12). The API docs' "page
+whatever the docs say); ``query`` is ``name LIKE       default 1" contradicts the source
+'q%'``, ``name`` is ``name = ?``
+organization names are compared by the database:       ``orgimpl/store.go`` (``isOrgNameTaken``,
+``name = ?`` finds ``ACME`` for ``acme`` with MySQL's  ``GetByName``, 12): plain ``name=?``, no
+default collation, not with SQLite or PostgreSQL       lowering, no unique check in Go beyond
+(``Settings.database``); stored as given               that query
+``POST /api/orgs``: 409 ``Organization name taken``;   ``api/org.go`` (``CreateOrg``, 12),
+the creator becomes an Admin of the new org            ``orgimpl/store.go`` (``CreateWithMember``,
+                                                       12)
+``DELETE /api/orgs/:id`` deletes memberships, teams,   ``orgimpl/store.go`` (``Delete``, 12:
+data sources, and (delete renderers) folders and       ``org_user``, ``team``, ``data_source``...
+dashboards                                             tables, then registered renderers)
+lookups by ``loginOrEmail`` (``/api/users/lookup``,    ``services/user/userimpl/store.go``
+``POST /api/orgs/:id/users``, sign-in) lowercase the   (``GetByLogin``, 12); stored lowercase:
+input; with an ``@`` the email column is tried first,  ``userimpl/user.go`` and migration
+then the login; without one, the login only. Logins    ``usermig/user_lowercase_login_and_email``
+and emails are stored lowercased                       (not re-read)
+``POST /api/admin/users``: login and email trimmed;    ``api/admin_users.go``
+412 ``User with email '…' or username '…' already      (``AdminCreateUser``, 12-era
+exists``; ``auto_assign_org`` (default on) puts the    ``contextmodel`` version),
+user in ``orgId`` when given, else                     ``services/org/orgimpl/org.go``
+``auto_assign_org_id`` (1), role                       (``GetIDForNewUser``; not re-read)
 ``auto_assign_org_role`` (Viewer); off: a new
 organization named after the user, user Admin
-``POST /api/orgs/:id/users``: 409 already member,     ``api/org_users.go`` (``addOrgUserHelper``)
-404 user not found, 400 invalid role
-removing the last Admin of an organization, or        ``orgimpl/store.go``
-demoting it: 400                                      (``validateOneAdminLeftInOrg``)
-removing a member drops its team memberships there    ``orgimpl/store.go`` (``RemoveOrgUser``)
-``POST /api/teams`` adds its creator as team Admin;   ``services/team/teamapi/team.go``
-409 ``Team name taken``; search by ``name`` without   (``createTeam``, ``searchTeams``)
-a match answers 200 with no teams
-a new top-level folder gets creator Admin, Editor     ``api/folder.go``,
-Edit, Viewer View; a dashboard in a folder only its   ``services/dashboards/service/
-creator's Admin; ``POST .../permissions`` replaces    dashboard_service.go``
-the whole list                                        (``setDefaultPermissions``),
-                                                      ``api/dashboard_permission.go``
-org Admins see everything in their organization;      ``services/accesscontrol``
-others need a grant on the folder or dashboard        (folder/dashboard scopes)
-any member may query any data source of its           ``services/datasources/guardian``
-organization (permissions are Enterprise only)        (OSS allows all)
-``GET /api/datasources/uid/:uid/health``: 200 OK,     ``api/datasources.go``
-400 when the plugin reports an error, **500**         (``CheckDatasourceHealthWithUID``:
-``Unable to load datasource metadata`` when the       the cache lookup fails, 500)
-data source does not exist (not 404)
-data source create: 409 on a taken name or uid        ``services/datasources/service/
-                                                      datasource.go``
-====================================================  =========================================
+``POST /api/orgs/:id/users``: 409 already member,      ``api/org_users.go``
+404 ``User not found``, 400 invalid role               (``addOrgUserHelper``, old)
+removing the last Admin of an organization, or         ``orgimpl/store.go``
+demoting it: 400                                       (``validateOneAdminLeftInOrg``; not re-read)
+removing a member drops its team memberships there     ``orgimpl/store.go`` (``RemoveOrgUser``;
+                                                       not re-read)
+``POST /api/teams`` adds its creator as team Admin;    ``services/team/teamapi/team.go``
+409 ``Team name taken``; search by ``name`` without    (``createTeam``, ``searchTeams``; not
+a match answers 200 with no teams                      re-read)
+``POST /api/folders``: title trimmed; empty: 400       ``services/folder/folderimpl/folder.go``
+``folder title cannot be empty``; ``General`` in any   (``CreateLegacy``,
+case (the root folder's name): 400 ``A folder with     ``buildSaveDashboardCommand``: ``EqualFold
+that name already exists``; the uid of an existing     (title, RootFolderName)``, 12),
+folder: 412 ``version-mismatch``; of a dashboard: 400  ``registry/apis/folders/legacy_storage.go``
+``Dashboard cannot be changed to a folder``; titles    (``Create`` -> ``CreateLegacy``, 12),
+are **not** unique (no same-name check in 12)          ``api/apierrors/folder.go`` (12),
+                                                       ``services/dashboards/errors.go`` (12: no
+                                                       ``ErrFolderSameNameExists`` left)
+a renamed folder follows the same title rules          ``folderimpl/folder.go`` (``legacyUpdate``,
+                                                       12)
+``POST /api/dashboards/db``: title trimmed, empty:     ``services/dashboards/service/
+400; a stored uid with another ``version`` and no      dashboard_service.go``
+``overwrite``: 412 ``version-mismatch``; the uid of a  (``BuildSaveDashboardCommand``,
+folder: 400 ``Dashboard cannot be changed to a         ``ValidateDashboardBeforeSave``, 12),
+folder``; unknown ``folderUid``: 400; the same title   ``services/dashboards/database/
+twice in a folder is **allowed** (12 has no            database.go`` (12),
+``name-exists`` check)                                 ``api/apierrors/dashboard.go`` (12)
+``GET /api/dashboards/uid/:uid`` answers the JSON as   ``services/dashboards/service/client/
+saved: no ``schemaVersion`` migration (the legacy API  client.go`` (``K8sClientWithFallback``
+reads through the ``v0alpha1`` client, which           reads ``dashboardv0.VERSION``, 12); the
+converts nothing)                                      migration runs only in v0 -> v1
+                                                       conversion (``apps/dashboard/pkg/apis/
+                                                       dashboard/v1beta1/conversion.go``, 12)
+a new top-level folder gets creator Admin, Editor      ``api/folder.go``,
+Edit, Viewer View; a dashboard in a folder only its    ``services/dashboards/service/
+creator's Admin; ``POST .../permissions`` replaces     dashboard_service.go``
+the whole list                                         (``setDefaultPermissions``; not re-read),
+                                                       ``api/dashboard_permission.go``
+org Admins see everything in their organization;       ``services/accesscontrol``
+others need a grant on the folder or dashboard         (folder/dashboard scopes; not re-read)
+any member may query any data source of its            ``services/datasources/guardian``
+organization (permissions are Enterprise only)         (OSS allows all; not re-read)
+``GET /api/datasources/uid/:uid/health``: 200 OK,      ``api/datasources.go``
+400 when the plugin reports an error, **500**          (``CheckDatasourceHealthWithUID``, 12-era
+``Unable to load datasource metadata`` when the        ``SkipDSCache`` version; the same 500 in
+data source does not exist (not 404)                   every version read, 7.x on)
+data source create: 409 on a taken name or uid         ``services/datasources/service/
+                                                       datasource.go`` (not re-read)
+=====================================================  ========================================
 
 What differs from Grafana 11.x, which the double imitated before: the ``version`` of
-``/api/health`` and ``buildInfo``; logins and emails lowercased when created (11 kept them
-as typed and only compared without case); the health of a missing data source (500 above).
-Organization name lookups are unchanged (the database decides), which is why the project
-never relies on them and lists organizations instead.
+``/api/health`` and ``buildInfo``; logins and emails lowercased when created; folder and
+dashboard titles no longer unique (the older versions read, 9.x/10.x ``dashboards/models.go``
+and ``database.go``, refused a second dashboard of the same title in a folder with 412
+``name-exists`` and a second root folder of the same title); ``page`` of ``/api/orgs`` from 0
+(the double counted it from 1). The 500 of a
+missing data source's health is *not* new: every version read answers it. Organization name
+lookups are unchanged (the database decides), which is why the project never relies on them
+and lists organizations instead.
 
 Note 1: Grafana resolves a user sending the header of an organization it is not a member of
 with no organization role; the exact status is not documented, so the double picks 403.
@@ -110,6 +144,7 @@ PERMISSION_NAMES = {1: "View", 2: "Edit", 4: "Admin"}
 UID_PATTERN = re.compile(r"[A-Za-z0-9_-]*")
 UID_MAX_LENGTH = 40
 MAIN_ORG_NAME = "Main Org."
+ROOT_FOLDER_NAME = "General"
 VERSION = "12.3.1"
 _OPENER = build_opener(ProxyHandler({}))
 
@@ -133,6 +168,12 @@ def _slug(title: str) -> str:
 
 def _short_uid() -> str:
     return secrets.token_hex(7)
+
+
+def _check_folder_title(title: str) -> None:
+    """The root folder's name is taken, in any case (``RootFolderName``)."""
+    if title.lower() == ROOT_FOLDER_NAME.lower():
+        raise ApiError(400, "A folder with that name already exists")
 
 
 def _check_uid(uid: str) -> None:
@@ -278,10 +319,16 @@ class GrafanaState:
         return user
 
     def user_by_login(self, login_or_email: str) -> User | None:
+        """``GetByLogin``: the input lowercased; with an ``@``, the email column first, then
+        (and otherwise only) the login column."""
         wanted = login_or_email.lower()
-        return next(
-            (u for u in self.users.values() if wanted in (u.login.lower(), u.email.lower())), None
-        )
+        if not wanted:
+            return None
+        if "@" in wanted:
+            by_email = next((u for u in self.users.values() if u.email == wanted), None)
+            if by_email is not None:
+                return by_email
+        return next((u for u in self.users.values() if u.login == wanted), None)
 
     def orgs_of(self, user_id: int) -> dict[int, str]:
         return {org: role for (org, uid), role in self.members.items() if uid == user_id}
@@ -795,8 +842,8 @@ class GrafanaDouble:
 
     def _list_orgs(self, call: Call) -> tuple[int, Any]:
         try:
-            per_page = int(call.arg("perpage") or 1000)
-            page = max(int(call.arg("page") or 1), 1)  # 0 and 1 both mean the first page
+            per_page = int(call.arg("perpage") or 0)
+            page = int(call.arg("page") or 0)
         except ValueError as error:
             raise ApiError(400, "bad request data") from error
         query, name = call.arg("query") or "", call.arg("name")
@@ -812,7 +859,9 @@ class GrafanaDouble:
             )
             and (name is None or (o.name.lower() == name.lower() if mysql else o.name == name))
         ]
-        return 200, found[(page - 1) * per_page : page * per_page]
+        per_page = per_page if per_page > 0 else 1000
+        # LIMIT perpage OFFSET perpage * page: page counts from 0 (page=1 is the second page)
+        return 200, found[per_page * page : per_page * (page + 1)]
 
     def _org_json(self, org: Org) -> dict[str, Any]:
         address = dict.fromkeys(("address1", "address2", "city", "zipCode", "state", "country"), "")
@@ -903,16 +952,20 @@ class GrafanaDouble:
 
     def _create_user(self, call: Call) -> tuple[int, Any]:
         body = call.body()
-        login = str(_field(body, "login", "") or "")
-        email = str(_field(body, "email", "") or "")
+        form_login = str(_field(body, "login", "") or "").strip()
+        email = str(_field(body, "email", "") or "").strip()
         password = str(_field(body, "password", "") or "")
-        login = login or email
+        login = form_login or email
         if not login:
-            raise ApiError(400, "Validation error, need to specify either username or email")
+            raise ApiError(400, "Validation error, need specify either username or email")
         if len(password) < 4:
             raise ApiError(400, "Password is missing or too short")
-        if self.state.user_by_login(login) or (email and self.state.user_by_login(email)):
-            raise ApiError(412, f"User with email '{email}' or username '{login}' already exists")
+        # LoginConflict: "email=? OR login=?" on the lowercased values, each column with its own
+        taken_email, taken_login = (email or login).lower(), login.lower()
+        if any(u.email == taken_email or u.login == taken_login for u in self.state.users.values()):
+            raise ApiError(
+                412, f"User with email '{email}' or username '{form_login}' already exists"
+            )
         wanted_org = int(_field(body, "orgId", 0) or 0)
         settings = self.settings
         if settings.auto_assign_org and wanted_org:
@@ -1065,7 +1118,7 @@ class GrafanaDouble:
     def _folder(self, call: Call, level: int = 1) -> Item:
         folder = self.state.item_by_uid(call.org_id, call.params["uid"])
         if folder is None or not folder.is_folder:
-            raise ApiError(404, "Folder not found", status="not-found")
+            raise ApiError(404, "folder not found", status="not-found")
         if not self._visible(call, folder, level):
             raise ApiError(403, "Access denied to this folder")
         return folder
@@ -1101,18 +1154,19 @@ class GrafanaDouble:
         body = call.body()
         title = str(_field(body, "title", "") or "")
         uid = str(_field(body, "uid", "") or "") or _short_uid()
-        if not title.strip():
+        title = title.strip()
+        if not title:
             raise ApiError(400, "folder title cannot be empty")
+        _check_folder_title(title)
         _check_uid(uid)
-        if self.state.item_by_uid(call.org_id, uid):
-            raise ApiError(409, "a folder with the same uid already exists")
-        for item in self.state.items.values():
-            same_title = item.title.lower() == title.lower() and not item.folder_uid
-            if item.org_id == call.org_id and same_title:
-                raise ApiError(
-                    409,
-                    "a folder or dashboard in the general folder with the same name already exists",
-                )
+        existing = self.state.item_by_uid(call.org_id, uid)
+        if existing is not None and not existing.is_folder:
+            raise ApiError(400, "Dashboard cannot be changed to a folder")
+        if existing is not None:
+            raise ApiError(
+                412, "the folder has been changed by someone else", status="version-mismatch"
+            )
+        # Titles are not unique: two folders (or a folder and a dashboard) may share one.
         folder = Item(self.state.next_id("item"), uid, call.org_id, title, is_folder=True)
         folder.acl = {
             ("user", self._user(call).id): 4,
@@ -1132,9 +1186,10 @@ class GrafanaDouble:
             raise ApiError(
                 412, "the folder has been changed by someone else", status="version-mismatch"
             )
-        title = _field(body, "title")
+        title = str(_field(body, "title") or "").strip()
         if title:
-            folder.title = str(title)
+            _check_folder_title(title)
+            folder.title = title
         folder.version += 1
         folder.updated = _now()
         return 200, self._folder_json(call, folder)
@@ -1222,16 +1277,17 @@ class GrafanaDouble:
         model = _field(body, "dashboard")
         if not isinstance(model, dict):
             raise ApiError(400, "bad request data")
-        title = str(model.get("title") or "")
-        if not title.strip():
-            raise ApiError(400, "Dashboard title cannot be empty")
+        title = str(model.get("title") or "").strip()
+        if not title:
+            raise ApiError(400, "Dashboard title cannot be empty", status="empty-name")
+        model = {**model, "title": title}
         uid = str(model.get("uid") or "") or _short_uid()
         _check_uid(uid)
         folder_uid = str(_field(body, "folderUid", "") or "")
         if folder_uid:
             folder = self.state.item_by_uid(call.org_id, folder_uid)
             if folder is None or not folder.is_folder:
-                raise ApiError(400, "Folder not found")
+                raise ApiError(400, "folder not found")
             target_level = self.state.level(folder, self._user(call), call.org_id)
         else:
             target_level = 4 if call.role == "Admin" else (2 if call.role == "Editor" else 0)
@@ -1240,25 +1296,11 @@ class GrafanaDouble:
         overwrite = bool(_field(body, "overwrite", False))
         existing = self.state.item_by_uid(call.org_id, uid)
         if existing is not None and existing.is_folder:
-            raise ApiError(400, "A folder with that uid already exists")
+            raise ApiError(400, "Dashboard cannot be changed to a folder")
         if existing is not None and not overwrite and model.get("version") != existing.version:
             raise ApiError(
                 412, "The dashboard has been changed by someone else", status="version-mismatch"
             )
-        for item in self.state.items.values():
-            clash = (
-                item is not existing
-                and item.org_id == call.org_id
-                and not item.is_folder
-                and item.folder_uid == folder_uid
-                and item.title.lower() == title.lower()
-            )
-            if clash and not overwrite:
-                raise ApiError(
-                    412,
-                    "A dashboard with the same name in the folder already exists",
-                    status="name-exists",
-                )
         if existing is None:
             existing = Item(self.state.next_id("item"), uid, call.org_id, title, is_folder=False)
             existing.version = 0

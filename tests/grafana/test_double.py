@@ -11,6 +11,7 @@ from urllib.request import Request, urlopen
 import pytest
 import yaml
 
+from core.names import reserved_company_reason
 from tests.doubles.grafana import VERSION, GrafanaDouble
 from tests.doubles.grafana_fixtures import grafana_contract_document, load_grafana_contract
 from tests.grafana.conftest import PROJECT_ROOT
@@ -108,7 +109,11 @@ def test_new_folder_has_grafanas_default_grants_until_replaced(grafana):
         ("Editor", "", 2),
         ("Viewer", "", 1),
     ]
-    assert call(grafana, "POST", "/api/folders", {"uid": "f1", "title": "x"}, org=org_id)[0] == 409
+    again = call(grafana, "POST", "/api/folders", {"uid": "f1", "title": "x"}, org=org_id)
+    assert again == (
+        412,
+        {"message": "the folder has been changed by someone else", "status": "version-mismatch"},
+    )
     status, _ = call(grafana, "POST", "/api/folders/f1/permissions", {"items": []}, org=org_id)
     assert status == 200
     assert call(grafana, "GET", "/api/folders/f1/permissions", org=org_id)[1] == []
@@ -142,10 +147,8 @@ def test_dashboard_versions_and_conflicts(grafana):
     assert first["version"] == 1 and first["status"] == "success"
     stale = call(grafana, "POST", "/api/dashboards/db", body, org=org_id)
     assert stale[0] == 412 and stale[1]["status"] == "version-mismatch"
-    same_title = {"dashboard": {"title": "D", "uid": "other"}}
-    assert call(grafana, "POST", "/api/dashboards/db", same_title, org=org_id)[1]["status"] == (
-        "name-exists"
-    )
+    same_title = {"dashboard": {"title": "D", "uid": "other"}}  # titles are not unique in 12
+    assert call(grafana, "POST", "/api/dashboards/db", same_title, org=org_id)[0] == 200
     assert (
         call(grafana, "POST", "/api/dashboards/db", {**body, "overwrite": True}, org=org_id)[1][
             "version"
@@ -275,8 +278,14 @@ def test_org_names_are_compared_as_the_database_compares_them(grafana_factory, d
 def test_org_list_pages(grafana):
     for name in ("a", "b", "c"):
         new_org(grafana, name)
-    assert [o["name"] for o in call(grafana, "GET", "/api/orgs?perpage=2")[1]] == ["Main Org.", "a"]
-    assert [o["name"] for o in call(grafana, "GET", "/api/orgs?perpage=2&page=2")[1]] == ["b", "c"]
+
+    def page(query):
+        return [o["name"] for o in call(grafana, "GET", f"/api/orgs?{query}")[1]]
+
+    assert page("perpage=2") == page("perpage=2&page=0") == ["Main Org.", "a"]
+    assert page("perpage=2&page=1") == ["b", "c"]  # page counts from 0 (LIMIT/OFFSET)
+    assert page("perpage=2&page=2") == []
+    assert page("perpage=0") == ["Main Org.", "a", "b", "c"]  # <= 0: the default, 1000
     assert [o["name"] for o in call(grafana, "GET", "/api/orgs?name=b")[1]] == ["b"]
 
 
@@ -302,3 +311,56 @@ def test_the_health_of_a_missing_datasource_is_a_500(grafana):
 def test_the_double_follows_the_grafana_version_compose_pins():
     compose = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
     assert compose["services"]["grafana"]["image"] == f"grafana/grafana:{VERSION}"
+
+
+def test_lookups_try_the_email_first_only_with_an_at_sign(grafana):
+    email_owner = {"login": "ann", "email": "shared@example.com", "password": "secret"}
+    login_owner = {"login": "shared@example.com", "email": "bob@example.com", "password": "x1y2"}
+    ann = call(grafana, "POST", "/api/admin/users", email_owner)[1]["id"]
+    bob = call(grafana, "POST", "/api/admin/users", login_owner)[1]["id"]
+
+    def found(wanted):
+        status, user = call(grafana, "GET", f"/api/users/lookup?loginOrEmail={wanted}")
+        return user["id"] if status == 200 else status
+
+    assert found("SHARED@example.com") == ann  # the email column first
+    assert found("BOB@example.com") == bob
+    assert found("ann") == ann
+    nameless = {"login": "carl", "email": "carl-mail", "password": "secret"}
+    call(grafana, "POST", "/api/admin/users", nameless)
+    assert found("carl-mail") == 404  # without an '@', only the login column
+
+
+def test_folder_titles_general_is_taken_and_others_repeat(grafana):
+    org_id = new_org(grafana, "acme")
+    for title in ("General", "general", " GENERAL "):
+        status, body = call(grafana, "POST", "/api/folders", {"title": title}, org=org_id)
+        assert (status, body["message"]) == (400, "A folder with that name already exists")
+    assert call(grafana, "POST", "/api/folders", {"title": "  "}, org=org_id) == (
+        400,
+        {"message": "folder title cannot be empty"},
+    )
+    for uid in ("f1", "f2"):
+        body = {"uid": uid, "title": "Same"}
+        assert call(grafana, "POST", "/api/folders", body, org=org_id)[0] == 200
+    renamed = call(grafana, "PUT", "/api/folders/f1", {"title": "General", "overwrite": True},
+                   org=org_id)  # fmt: skip
+    assert renamed[0] == 400
+    dashboard = {"dashboard": {"title": "General", "uid": "d1"}, "folderUid": "f1"}
+    assert call(grafana, "POST", "/api/dashboards/db", dashboard, org=org_id)[0] == 200
+    onto_folder = {"dashboard": {"title": "D", "uid": "f2"}}
+    assert call(grafana, "POST", "/api/dashboards/db", onto_folder, org=org_id) == (
+        400,
+        {"message": "Dashboard cannot be changed to a folder"},
+    )
+    folder_on_dashboard = {"uid": "d1", "title": "F"}
+    assert call(grafana, "POST", "/api/folders", folder_on_dashboard, org=org_id)[0] == 400
+
+
+def test_the_reserved_company_general_is_the_folder_title_grafana_refuses(grafana):
+    """core.names reserves ``General`` because the company folder takes the company's title."""
+    org_id = new_org(grafana, "acme")
+    for title, reserved in [("gEnErAl", True), ("Generally", False), ("acme", False)]:
+        assert (reserved_company_reason(title, "powerview_meta") is not None) is reserved
+        status, _ = call(grafana, "POST", "/api/folders", {"title": title}, org=org_id)
+        assert (status == 400) is reserved
