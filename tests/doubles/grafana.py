@@ -19,9 +19,10 @@ rule                                                   source (version read)
 =====================================================  ========================================
 every call but ``/api/health`` needs basic auth:       ``services/authn/clients/basic.go``
 401 ``Invalid username or password``                   (not re-read)
-the organization of a call is ``X-Grafana-Org-Id``     ``services/authn/authnimpl/service.go``
-(or ``?targetOrgId=``), else the user's current one;   (``orgIDFromRequest``; not re-read); 403
-a non-member gets 403                                  is the double's choice, see note 1
+the organization of a call is ``?targetOrgId=``, else  ``services/authn/authnimpl/service.go``
+``X-Grafana-Org-Id``, else the user's current one; a   (``orgIDFromRequest``: query first, then
+non-member gets 403                                    the header, 12); 403 is the double's
+                                                       choice, see note 1
 ``/api/orgs``, ``/api/admin``, ``/api/users`` need a   ``api/api.go`` (route table,
 server admin (403 otherwise)                           ``reqGrafanaAdmin``; not re-read)
 ``GET /api/orgs``: ``perpage`` <= 0 or absent means    ``api/org.go`` (``SearchOrgs``, 12),
