@@ -1,6 +1,9 @@
 #!/bin/bash
-# PowerView's SFTPGo hook: a shim that starts core/hook.py, where the hook's logic lives
-# (the events handled, the checks, the jobs, the log format: see its docstring).
+# PowerView's SFTPGo hook: a shim that starts core/enqueue.py, which queues the event for
+# the drainer (a Python start of a few milliseconds, standard library only, no site-packages);
+# the drainer runs core/hook.py's logic on it (the events handled, the checks, the jobs, the
+# log format: see its docstring). When the event cannot be queued, or there is no event,
+# core/enqueue.py hands over to core/hook.py itself, which logs why (or prints the usage).
 #
 # SFTPGo runs this program for the actions upload, rename and mkdir and after each SFTP
 # disconnection (deploy/sftpgo.env), with the event in SFTPGO_* variables. This shim only
@@ -24,4 +27,4 @@ if [[ ! -x $python ]]; then
     python=$(command -v python3 || echo /usr/bin/python3)
 fi
 cd -- "$POWERVIEW_ROOT"
-PYTHONPATH=$POWERVIEW_ROOT exec "$python" -m core.hook "$@"
+PYTHONPATH=$POWERVIEW_ROOT exec "$python" -S -m core.enqueue "$@"

@@ -26,23 +26,24 @@ import io
 import logging
 import os
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from core.hook import (
+    FILE,
     PARSER_DATA,
     PARSER_OK,
     PARSER_TEMPORARY,
     Config,
+    Hook,
     escape_output_line,
     file_outcome,
     sweep_text,
     totals_text,
-    write_log_line,
 )
-from core.queue import FILE, SWEEP, Marker, Spool, release
+from core.queue import Marker, Spool, release
 
 BATCH_FILES = 100  # markers per run: one report, one run record, the records written together
 
@@ -110,12 +111,25 @@ class Session:
 
 
 class Drainer:
-    def __init__(self, config: Config, spool: Spool, keep_output: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        config: Config,
+        spool: Spool,
+        keep_output: Callable[[str], None],
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
         self.config = config
         self.spool = spool
         self.keep_output = keep_output
+        # The drainer's own environment, without any event: each event brings its own.
+        self.environ = {
+            key: value
+            for key, value in (os.environ if environ is None else environ).items()
+            if not key.startswith("SFTPGO_")
+        }
         self.session: Session | None = None
         self.counts: dict[str, int] = defaultdict(int)
+        self.sweeps: list[tuple[Marker, Hook, str]] = []  # run when the queue is empty
 
     # -- the loop ------------------------------------------------------------------------
     def run(self, descriptor: int) -> None:
@@ -124,7 +138,7 @@ class Drainer:
             while True:
                 self.spool.note("acquired")
                 self.spool.recover()
-                while self._one_round():
+                while self._one_round() or self._sweep_round():
                     pass
                 self.spool.note("released")
                 release(descriptor)
@@ -139,19 +153,44 @@ class Drainer:
                 self.session.close()
 
     def _one_round(self) -> bool:
-        """One batch of files, else the queued sweeps; False when nothing was queued."""
-        files = self.spool.take(FILE, BATCH_FILES)
+        """Up to BATCH_FILES events through the hook's logic, their files ingested
+        together; False when nothing was queued."""
+        markers = self.spool.take(BATCH_FILES)
+        if not markers:
+            return False
+        files: list[tuple[Marker, Hook, str]] = []
+        for marker in markers:
+            handed: list[dict[str, Any]] = []
+            hook = Hook(
+                self.config,
+                {**self.environ, **marker.event},
+                [],
+                collect=lambda _hook, entry, handed=handed: handed.append(entry),
+                queued_ns=marker.queued_ns,
+            )
+            try:
+                hook.run()  # logs the line of an event that hands nothing over
+            except Exception:  # a bug: the hook logged it as failed; the event is done
+                log.exception("event %s", marker.path.name)
+            if not handed:
+                self.spool.done(marker)
+            elif handed[0]["kind"] == FILE:
+                files.append((marker, hook, str(handed[0]["path"])))
+            else:
+                self.sweeps.append((marker, hook, str(handed[0]["company"])))
         if files:
             self._files(files)
-            return True
-        sweeps = self.spool.take(SWEEP, 10_000)
-        if sweeps:
-            self._sweeps(sweeps)
-            return True
-        return False
+        return True
 
-    def _open(self, markers: Sequence[Marker], event_of: Callable[[Marker], str]) -> bool:
-        """The session, or each marker ended with why there is none."""
+    def _sweep_round(self) -> bool:
+        if not self.sweeps:
+            return False
+        sweeps, self.sweeps = self.sweeps, []
+        self._sweeps(sweeps)
+        return True
+
+    def _open(self, work: Sequence[tuple[Marker, Hook, str]]) -> bool:
+        """The session, or each event ended with why there is none."""
         if self.session is not None:
             return True
         from core.influx_writer import WriteError  # noqa: PLC0415
@@ -171,47 +210,44 @@ class Drainer:
                 detail = f"InfluxDB refused the token or the organization: {error}"
         except OSError as error:
             detail = f"cannot read the settings: {error}"
-        for marker in markers:
-            self._line(marker, event_of(marker), outcome, detail)
+        for marker, hook, _ in work:
+            self._line(marker, hook, outcome, detail)
         return False
 
     # -- files ---------------------------------------------------------------------------
-    def _files(self, markers: list[Marker]) -> None:
-        if not self._open(markers, lambda marker: str(marker.entry.get("event", "upload"))):
+    def _files(self, work: list[tuple[Marker, Hook, str]]) -> None:
+        if not self._open(work):
             return
         assert self.session is not None
-        paths = [self.config.data_dir / str(marker.entry.get("path", "")) for marker in markers]
-        runner = self.session.runner()
-        report = runner.run(files=paths)
+        paths = [self.config.data_dir / relative for _, _, relative in work]
+        report = self.session.runner().run(files=paths)
         try:
             self.session.save(report, self.keep_output)
         except OSError as error:
             self.keep_output(f"run report not written: {error}\n")
         from core.report import RunReport  # noqa: PLC0415
 
-        for marker, result in zip(markers, report.files, strict=False):
+        for (marker, hook, _), result in zip(work, report.files, strict=False):
             one = RunReport(mode=report.mode, data_folder=report.data_folder, files=[result])
             outcome, reason = file_outcome(result.as_dict())
             totals = totals_text({"totals": one.totals()})
-            detail = "; ".join(part for part in (totals, reason) if part)
-            self._line(marker, str(marker.entry.get("event", "upload")), outcome, detail)
+            self._line(marker, hook, outcome, "; ".join(p for p in (totals, reason) if p))
 
     # -- sweeps --------------------------------------------------------------------------
-    def _sweeps(self, markers: list[Marker]) -> None:
-        if not self._open(markers, lambda marker: "job:sweep"):
+    def _sweeps(self, work: list[tuple[Marker, Hook, str]]) -> None:
+        if not self._open(work):
             return
         assert self.session is not None
-        by_company: dict[str, list[Marker]] = defaultdict(list)
-        for marker in markers:
-            by_company[str(marker.entry.get("company", ""))].append(marker)
+        by_company: dict[str, list[tuple[Marker, Hook, str]]] = defaultdict(list)
+        for item in work:
+            by_company[item[2]].append(item)
         for company, requests in by_company.items():
             folder = self.config.data_dir / company
-            if not company or folder.is_symlink() or not folder.is_dir():
-                for marker in requests:
-                    self._line(marker, "job:sweep", "ignored", "no company folder", company)
+            if folder.is_symlink() or not folder.is_dir():
+                for marker, hook, _ in requests:
+                    self._line(marker, hook, "ignored", "no company folder")
                 continue
-            runner = self.session.runner(company)
-            report = runner.run()
+            report = self.session.runner(company).run()
             try:
                 self.session.save(report, self.keep_output)
             except OSError as error:
@@ -219,7 +255,7 @@ class Drainer:
             data = report.as_dict()
             detail = "; ".join((sweep_text(company, data), totals_text(data)))
             if len(requests) > 1:
-                detail += f" ({len(requests)} requests merged)"
+                detail += f" (one sweep for {len(requests)} disconnections)"
             if report.exit_code in (PARSER_OK, PARSER_DATA):
                 outcome = "completed"
             elif report.exit_code == PARSER_TEMPORARY:
@@ -227,38 +263,27 @@ class Drainer:
                 detail = f"InfluxDB unavailable; the timer's sweep retries; {detail}"
             else:
                 outcome = "failed"
-                detail = f"tsv_parser run exit {report.exit_code}; {detail}"
-            self._line(requests[0], "job:sweep", outcome, detail, company)
-            for marker in requests[1:]:
-                self.spool.done(marker)
+                detail = f"sweep exit {report.exit_code}; {detail}"
+            for marker, hook, _ in requests:
+                self._line(marker, hook, outcome, detail)
 
     # -- log -----------------------------------------------------------------------------
-    def _line(
-        self, marker: Marker, event: str, outcome: str, detail: str, path: str | None = None
-    ) -> None:
-        entry = marker.entry
-        queued_ns = entry.get("queued_ns")
-        elapsed_ms = 0
-        if isinstance(queued_ns, int):
-            elapsed_ms = max(0, (datetime.now(UTC).timestamp() * 1e9 - queued_ns) // 1_000_000)
-        shown = path if path is not None else str(entry.get("shown") or entry.get("path") or "")
-        write_log_line(
-            self.config,
-            event=event,
-            user=str(entry.get("user") or ""),
-            path=shown,
-            outcome=outcome,
-            duration_ms=int(elapsed_ms),
-            detail=detail,
-        )
+    def _line(self, marker: Marker, hook: Hook, outcome: str, detail: str) -> None:
+        hook.log(outcome, detail)
         self.counts[outcome] += 1
         self.spool.done(marker)
 
 
-def drain(config: Config, spool: Spool, descriptor: int, keep_output: Callable[[str], None]) -> str:
+def drain(
+    config: Config,
+    spool: Spool,
+    descriptor: int,
+    keep_output: Callable[[str], None],
+    environ: Mapping[str, str] | None = None,
+) -> str:
     """Drain the queue holding the lock ``descriptor``; what was done, for the job's line."""
     _log_to(config)
-    drainer = Drainer(config, spool, keep_output)
+    drainer = Drainer(config, spool, keep_output, environ)
     drainer.run(descriptor)
     counts = ", ".join(f"{count} {outcome}" for outcome, count in sorted(drainer.counts.items()))
     return f"queue drained: {counts or 'nothing queued'}"

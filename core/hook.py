@@ -95,7 +95,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -103,7 +103,9 @@ from typing import Any, NoReturn
 
 from core.layout import is_tsv_name
 from core.names import UnsafeNameError, check_name, reserved_company_reason
-from core.queue import FILE, SWEEP, Spool, spool_folder
+from core.queue import Spool, spool_folder
+
+FILE, SWEEP = "file", "sweep"  # the work an event hands to the drainer
 
 EXIT_HANDLED = 0
 EXIT_BROKEN = 1
@@ -260,11 +262,28 @@ class RefusedError(Exception):
     """A path or a name the hook will not act on; the message says why."""
 
 
+class Handed(Exception):  # noqa: N818 - how a queued event leaves the hook, not an error
+    """In the drainer: the event's work (an ingestion, a sweep) was handed to it, which logs
+    the event's line once that work is done."""
+
+
+Collector = Callable[["Hook", dict[str, Any]], None]
+
+
 class Hook:
-    def __init__(self, config: Config, environ: Mapping[str, str], argv: Sequence[str]) -> None:
+    def __init__(
+        self,
+        config: Config,
+        environ: Mapping[str, str],
+        argv: Sequence[str],
+        collect: Collector | None = None,
+        queued_ns: int | None = None,
+    ) -> None:
         self.config = config
         self.environ = environ
         self.argv = list(argv)
+        self.collect = collect  # set in the drainer: queued work goes there
+        self.queued_ns = queued_ns  # in the drainer: when the event was queued
         self.started = time.monotonic()
         self.event = "none"
         self.user = ""
@@ -287,6 +306,8 @@ class Hook:
         except Finished as done:
             self.log(done.outcome, done.detail)
             return done.status
+        except Handed:
+            return EXIT_HANDLED
         except Exception as error:  # a bug: still one line, so the event is not lost
             self.log("failed", f"hook error: {type(error).__name__}: {error}")
             raise
@@ -347,7 +368,11 @@ class Hook:
 
     # -- logging -----------------------------------------------------------------------------
     def log(self, outcome: str, detail: str) -> None:
-        elapsed_ms = int((time.monotonic() - self.started) * 1000)
+        """The event's line; in the drainer, ``duration_ms`` counts from the queueing."""
+        if self.queued_ns is not None:
+            elapsed_ms = max(0, (time.time_ns() - self.queued_ns) // 1_000_000)
+        else:
+            elapsed_ms = int((time.monotonic() - self.started) * 1000)
         write_log_line(
             self.config,
             event=self.event,
@@ -498,13 +523,15 @@ class Hook:
 
     # -- the queue ---------------------------------------------------------------------------
     def _queue(self, entry: dict[str, Any], what: str) -> NoReturn:
-        """Queue the event for the drainer and make sure one runs (core/queue.py); the
-        drainer logs the outcome."""
+        """In the drainer, hand the work over (it logs the line when done). Otherwise (the
+        full hook, when on-upload.sh's fast path could not queue the event): queue the event
+        and make sure a drainer runs, as core/enqueue.py does."""
+        if self.collect is not None:
+            self.collect(self, entry)
+            raise Handed
         spool = self.config.spool
         try:
-            spool.enqueue(
-                {**entry, "event": self.event, "user": self.user, "shown": self.shown_path}
-            )
+            spool.enqueue(self.environ, time.time_ns())
             descriptor = spool.try_lock()
         except OSError as error:
             raise Finished(
@@ -623,7 +650,7 @@ class Hook:
             if descriptor is None:
                 raise Finished("skipped", "a drainer is already running")
         assert self.data_root is not None
-        done = drain(self.config, spool, descriptor, self.keep_output)
+        done = drain(self.config, spool, descriptor, self.keep_output, self.environ)
         raise Finished("completed", done)
 
     def _job_playbook(self, playbook: str, company: str, campaign: str) -> None:

@@ -8,6 +8,7 @@ queues while the drainer is letting go is not stranded.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -20,9 +21,8 @@ import pytest
 import core.drainer
 from core.drainer import Drainer
 from core.hook import load_config
-from core.queue import FILE
 from tests import test_hook
-from tests.conftest import SAMPLES
+from tests.conftest import PROJECT_ROOT, SAMPLES
 from tests.test_hook import COMPANY1, Stack, ingest_records
 
 stack = test_hook.stack  # the fixture: a temporary installation and the InfluxDB double
@@ -44,6 +44,17 @@ def daily_files(data: Path, count: int, company: str = "burst") -> list[Path]:
         path.write_text(header + "".join(lines[1:]), encoding="ascii")
         paths.append(path)
     return paths
+
+
+def upload_event(path: Path) -> dict[str, str]:
+    """The variables SFTPGo gives the hook for a completed upload."""
+    return {
+        "SFTPGO_ACTION": "upload",
+        "SFTPGO_ACTION_PATH": str(path),
+        "SFTPGO_ACTION_STATUS": "1",
+        "SFTPGO_ACTION_USERNAME": "burst",
+        "SFTPGO_ACTION_FS_PROVIDER": "0",
+    }
 
 
 def holders(stack: Stack) -> tuple[int, int, list[str]]:
@@ -88,8 +99,6 @@ def test_a_burst_of_hooks_ingests_every_file_once_with_one_drainer_at_a_time(sta
     assert_ingested_once(stack, paths)
     outcomes = Counter((line["event"], line["outcome"]) for line in lines)
     assert outcomes == {("upload", "ingested"): len(paths)}, outcomes
-    queued = [line for line in stack.log() if line["outcome"] == "queued"]
-    assert len(queued) == len(paths)
     most, holding, journal = holders(stack)
     assert most == 1 and holding == 0, journal
     drainers = {line.split()[1] for line in journal}
@@ -101,6 +110,7 @@ def test_a_drainer_killed_mid_queue_loses_nothing_and_the_next_hook_finishes(sta
     paths = daily_files(stack.data, 6)
     stack.influxdb.set_delay(600, only_writes=True)  # the drainer's first write hangs
     stack.settings(INFLUXDB_TIMEOUT_S="600")
+    stack.settle_after = False
     for path in paths[:5]:
         assert stack.upload(path, username="burst").returncode == 0
     deadline = time.monotonic() + 120
@@ -116,6 +126,7 @@ def test_a_drainer_killed_mid_queue_loses_nothing_and_the_next_hook_finishes(sta
         time.sleep(0.05)
     assert all(path.exists() for path in paths)  # nothing moved, nothing lost
     stack.influxdb.set_delay(0)
+    stack.settle_after = True
     assert stack.upload(paths[5], username="burst").returncode == 0  # the next upload
     lines = stack.outcomes()
     assert_ingested_once(stack, paths)
@@ -130,9 +141,10 @@ def test_a_hook_queueing_while_the_drainer_lets_go_is_not_stranded(stack, monkey
     go, takes the lock back and ingests the file."""
     first, late = daily_files(stack.data, 2)
     monkeypatch.setenv("POWERVIEW_ENV_FILE", str(stack.env_file))
-    config = load_config({"POWERVIEW_ENV_FILE": str(stack.env_file)})
+    environ = {"POWERVIEW_ENV_FILE": str(stack.env_file), "POWERVIEW_ROOT": str(PROJECT_ROOT)}
+    config = load_config(environ)
     spool = config.spool
-    spool.enqueue({"kind": FILE, "path": str(first.relative_to(stack.data)), "event": "upload"})
+    spool.enqueue(upload_event(first), time.time_ns())
     descriptor = spool.try_lock()
     assert descriptor is not None
     releases = []
@@ -140,14 +152,13 @@ def test_a_hook_queueing_while_the_drainer_lets_go_is_not_stranded(stack, monkey
 
     def release(held: int) -> None:
         if not releases:  # a hook arrives at the worst moment
-            relative = str(late.relative_to(stack.data))
-            spool.enqueue({"kind": FILE, "path": relative, "event": "upload"})
+            spool.enqueue(upload_event(late), time.time_ns())
             assert spool.try_lock() is None  # what the hook sees: a drainer holds it
         releases.append(held)
         real_release(held)
 
     monkeypatch.setattr(core.drainer, "release", release)
-    Drainer(config, spool, keep_output=lambda text: None).run(descriptor)
+    Drainer(config, spool, keep_output=lambda text: None, environ=environ).run(descriptor)
     assert len(releases) == 2  # it let go, found the late marker, took the lock back
     assert_ingested_once(stack, [first, late])
     assert not spool.queued() and not spool.is_locked()
@@ -168,6 +179,7 @@ def test_disconnections_of_a_burst_merge_into_one_sweep_per_company(stack, compa
     spool = stack.spool
     descriptor = spool.try_lock()  # no drainer until every request is queued
     assert descriptor is not None
+    stack.settle_after = False
     try:
         for number in range(companies):
             for _ in range(3):
@@ -176,9 +188,17 @@ def test_disconnections_of_a_burst_merge_into_one_sweep_per_company(stack, compa
     finally:
         os.close(descriptor)
     assert len(spool.queued()) == 3 * companies
+    stack.settle_after = True
     stack.upload(paths[0], username="co0")  # an upload starts the drainer
-    lines = [line for line in stack.outcomes() if line["event"] == "job:sweep"]
-    assert sorted(line["path"] for line in lines) == [f"co{n}" for n in range(companies)]
-    assert all("3 requests merged" in line["detail"] for line in lines), lines
+    lines = [line for line in stack.outcomes() if line["event"] == "post-disconnect"]
+    expected = sorted(f"co{n}" for n in range(companies) for _ in range(3))
+    assert sorted(line["path"] for line in lines) == expected
+    assert {line["outcome"] for line in lines} == {"completed"}
+    assert all("(one sweep for 3 disconnections)" in line["detail"] for line in lines), lines
+    sweeps = [json.loads(path.read_text()) for path in stack.logs.glob("reports/tsv_*.json")]
+    assert (
+        sorted(r["data_folder"] for r in sweeps if r["min_file_age_s"] is not None)
+        == [str(stack.data)] * companies
+    )  # one sweep per company
     for path in paths:
         assert (path.parent / "parsed" / path.name).exists()
