@@ -1,7 +1,12 @@
-"""PowerView's SFTPGo hook: SFTPGo events in, parser runs and Grafana playbook runs out.
+"""PowerView's SFTPGo hook: SFTPGo events in, ingestions and Grafana playbook runs out.
 
-``on-upload.sh`` sets up the environment and starts ``python -m core.hook``; everything else
-is here. SFTPGo runs the hook for the custom actions upload, rename and mkdir
+``on-upload.sh`` sets up the environment and starts ``python -S -m core.enqueue``, which only
+queues the event (a few milliseconds) and makes sure the one drainer runs
+(``core/enqueue.py``, ``core/queue.py``); the drainer (``core/drainer.py``) runs the logic
+here on each queued event, in the order they came, and ingests the files of many uploads
+together, in one process with one InfluxDB client. When the event cannot be queued (no
+virtualenv, a spool that cannot be written) or there is none, ``python -m core.hook`` runs
+directly and logs why. SFTPGo runs the hook for the custom actions upload, rename and mkdir
 (``SFTPGO_COMMON__ACTIONS__HOOK``) and after each SFTP disconnection
 (``SFTPGO_COMMON__POST_DISCONNECT_HOOK``); ``deploy/sftpgo.env`` sets both. It passes the
 event in environment variables only: no arguments, no stdin, its output thrown away.
@@ -9,7 +14,7 @@ event in environment variables only: no arguments, no stdin, its output thrown a
 =============================================  =================================================
 event (what SFTPGo sets)                       what the hook does
 =============================================  =================================================
-upload, STATUS=1, ``*.tsv``                    ``tsv_parser.py --tsvFile <file>`` (bounded time)
+upload, STATUS=1, ``*.tsv``                    ingested by the drainer, with the batch it is in
 upload, STATUS=2 or 3, ``*.tsv``               ``tsv_parser.py --reject``: the partial file to
                                                ``error/``
 upload of ``<company>/<campaign>/channels.csv``  ``update_grafana_dashboards.yml``, detached
@@ -20,7 +25,9 @@ mkdir ``<company>/<campaign>``                 ``create_grafana_resources.yml``,
 mkdir ``<company>``                            the same for the company alone, detached
 mkdir, other depths                            nothing (logged)
 any other action                               nothing (logged), exit 0
-``SFTPGO_CONNECTION_*``, no ``SFTPGO_ACTION_*``  sweep of ``<data>/<username>``, detached
+``SFTPGO_CONNECTION_*``, no ``SFTPGO_ACTION_*``  sweep of ``<data>/<username>`` by the drainer,
+                                               once the queue is empty (one sweep per company
+                                               for all the disconnections queued)
 no event at all (run by hand)                  a usage message on stderr, exit 2, no log line
 =============================================  =================================================
 
@@ -35,8 +42,8 @@ inside the data folder with no symbolic link on the way (``core.layout`` gives t
 rules and the ``.tsv`` name rule). Names reach Ansible in a JSON file (``--extra-vars
 @file``), never through a shell string.
 
-**Outcomes** come from the parser's exit code and its JSON run report (``--report-file``),
-never from its human output:
+**Outcomes** come from the run's report (the drainer's in-process run, or the exit code and
+``--report-file`` of a reject's parser run), never from its human output:
 
 ==========  ============================================================================
 outcome     meaning
@@ -46,7 +53,8 @@ set-aside   bad content, or an upload that failed: the file is in ``error/`` wit
 skipped     another hook or the sweep had the file, or it changed during ingestion
 deferred    InfluxDB unavailable, or the parser ran out of time: the file stays for the sweep
 started     a detached job began; its ``job:*`` line follows when it ends
-completed   a detached job ended well
+completed   a detached job ended well, or the sweep of a disconnection
+queued      (only when ``core.hook`` runs directly) the event waits for the drainer
 ignored     an event PowerView does not handle
 refused     a name outside the allowlist, or a path leaving the data folder: nothing ran
 failed      the installation is broken (settings, credentials, no Python) or a job failed, or
@@ -59,7 +67,7 @@ failed      the installation is broken (settings, credentials, no Python) or a j
 duration_ms=<n> detail=<detail>
 
 ``event`` is the SFTPGo action (``upload``, ``rename``, ``mkdir``...), ``post-disconnect``,
-or ``job:<name>`` for a detached job (``job:sweep``, ``job:playbook``, ``job:dashboards``);
+or ``job:<name>`` for a detached job (``job:drain``, ``job:playbook``, ``job:dashboards``);
 ``user`` the SFTPGo user (``-`` when none); ``path`` the path below the data folder. For a
 parser run the detail is the run's totals, as the parser's summary words them (``1 file(s):
 1 ok, 0 error, 0 to retry, 0 skipped; 61,440 values``), then the reason of a file that was
@@ -71,19 +79,32 @@ escaped, so a name holding a newline or a terminal escape cannot forge or garble
 ``hook-output.log`` holds what the parser and the playbooks printed, each line prefixed with
 the ``pid=`` of its log line and escaped the same way.
 
-**Time.** SFTPGo kills a hook with SIGKILL after its timeout (``deploy/sftpgo.env``). The
-parser run of an upload goes through coreutils' ``timeout``, which outlives a killed hook and
-stops the parser after ``POWERVIEW_HOOK_TIMEOUT_S``; long jobs (playbooks, sweeps) run in their
-own session (``setsid``), out of the reach of that kill. A hook killed at any point loses
-nothing: the file stays and the next sweep (``powerview-sweep.timer``) takes it.
+**The log line of a queued event** is written by the drainer once the event is acted on:
+``pid`` is the drainer's, ``duration_ms`` counts from the queueing (the wait in the queue
+included). The drainer ends with a ``job:drain`` line of its own (how many events it ended,
+by outcome).
 
-**Exit status**: 0 when the event was handled (done, refused, ignored, left for the sweep, or
-handed to a detached job); 1 when the installation is broken and an operator must act; 2 when
-run without an SFTPGo event. Never put "upload" in SFTPGo's ``execute_sync``: a non-zero exit
-of a synchronous upload hook makes SFTPGo delete the uploaded file.
+**Time.** SFTPGo kills a hook with SIGKILL after its timeout (``deploy/sftpgo.env``); the
+hook only queues, in milliseconds. The drainer, playbooks and dashboards updates run in their
+own session (``setsid``), out of the reach of that kill. The parser run that sets a failed
+upload aside (``--reject``) goes through coreutils' ``timeout`` and is stopped after
+``POWERVIEW_HOOK_TIMEOUT_S``. Killed at any point, a hook or the drainer loses nothing:
+the marker stays in the queue for the next drainer, the file stays for the next sweep
+(``powerview-sweep.timer``).
+
+**Bounds under a burst**: one drainer at a time, however many events arrive (a lock, see
+``core/queue.py``); with the timer's sweep, at most two processes ingest. Each hook is a
+Python start without site-packages; the drainer holds one batch (``core.drainer.BATCH_FILES``
+events) and one file's points at a time.
+
+**Exit status**: 0 when the event was queued, or handled (done, refused, ignored, left for
+the sweep, or handed to a detached job); 1 when the installation is broken and an operator
+must act; 2 when run without an SFTPGo event. Never put "upload" in SFTPGo's
+``execute_sync``: a non-zero exit of a synchronous upload hook makes SFTPGo delete the
+uploaded file.
 
 This module uses the standard library only, so the hook can report a broken virtual
-environment instead of failing to start.
+environment instead of failing to start (the drainer imports the parser's modules itself).
 """
 
 from __future__ import annotations
