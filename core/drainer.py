@@ -5,8 +5,9 @@ drainer lock: see ``core/queue.py``), it takes the queued markers in order, up t
 ``BATCH_FILES`` at a time, and runs them through one ``Runner`` (one run report and one
 ``tsv_parser_run`` record per batch, the bookkeeping records of the batch written together).
 Queued sweeps (one per SFTP disconnection) come after the files: the requests of a company
-are merged into one sweep of its folder. When the queue is empty the drainer releases the
-lock, looks again, and takes the lock back if a marker came meanwhile.
+are merged into one sweep of its folder. When the queue is empty the drainer waits
+``POWERVIEW_DRAIN_LINGER_S`` (5 s) for more, then releases the lock, looks again, and takes
+the lock back if a marker came meanwhile.
 
 Per queued event it writes the line the hook used to write itself: the same ``event``,
 ``user`` and ``path``, the outcome (``ingested``, ``set-aside``, ``skipped``, ``deferred``,
@@ -25,6 +26,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -45,6 +47,7 @@ from core.hook import (
 )
 from core.queue import Marker, Spool, release
 
+LINGER_POLL_S = 0.2  # how often a lingering drainer looks at the queue
 BATCH_FILES = 100  # markers per run: one report, one run record, the records written together
 
 log = logging.getLogger("powerview.drainer")
@@ -138,7 +141,7 @@ class Drainer:
             while True:
                 self.spool.note("acquired")
                 self.spool.recover()
-                while self._one_round() or self._sweep_round():
+                while self._one_round() or self._sweep_round() or self._linger():
                     pass
                 self.spool.note("released")
                 release(descriptor)
@@ -181,6 +184,16 @@ class Drainer:
         if files:
             self._files(files)
         return True
+
+    def _linger(self) -> bool:
+        """Wait up to POWERVIEW_DRAIN_LINGER_S for a new event (a few uploads seconds apart
+        then share this drainer instead of starting one each); True when one came."""
+        deadline = time.monotonic() + self.config.drain_linger_s
+        while time.monotonic() < deadline:
+            if self.spool.queued():
+                return True
+            time.sleep(LINGER_POLL_S)
+        return False
 
     def _sweep_round(self) -> bool:
         if not self.sweeps:

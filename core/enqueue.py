@@ -29,6 +29,7 @@ TMP = ".tmp"
 LOCK_NAME = ".drainer.lock"
 SUFFIX = ".event"
 QUEUED_NS = "POWERVIEW_QUEUED_NS"
+QUEUED_ACTIONS = ("upload", "rename", "mkdir")
 # What this module reads from the settings file (the environment wins, as everywhere).
 _KEYS = ("POWERVIEW_DATA_DIR", "POWERVIEW_VENV", "TSV_REPORT_DIR")
 
@@ -166,9 +167,14 @@ def enqueue(environ: dict[str, str], time_ns: int) -> str:
 
 def main() -> int:
     environ = dict(os.environ)
-    event = "SFTPGO_ACTION_PATH" in environ or any(
-        key in environ for key in ("SFTPGO_CONNECTION_USERNAME", "SFTPGO_CONNECTION_DURATION")
-    )
+    # Queued: the events that lead to work. Any other action is only logged as ignored, at
+    # once, by the full hook (SFTPGo sends none with deploy/sftpgo.env).
+    if "SFTPGO_ACTION_PATH" in environ:
+        event = environ.get("SFTPGO_ACTION") in QUEUED_ACTIONS
+    else:
+        event = any(
+            key in environ for key in ("SFTPGO_CONNECTION_USERNAME", "SFTPGO_CONNECTION_DURATION")
+        )
     if event:
         try:
             enqueue(environ, time.time_ns())

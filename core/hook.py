@@ -144,12 +144,14 @@ HOOK_SETTINGS = (
     "TSV_META_BUCKET",
     "TSV_MIN_FILE_AGE_S",
     "TSV_REPORT_DIR",
+    "POWERVIEW_DRAIN_LINGER_S",
 )
 CHANNELS_FILE = "channels.csv"
 CREATE_PLAYBOOK = "create_grafana_resources.yml"
 DASHBOARDS_PLAYBOOK = "update_grafana_dashboards.yml"
 DEFAULT_TIMEOUT_S = 100  # the parser run of an upload; deploy/sftpgo.env's timeout is above
 KILL_AFTER_S = 5
+DEFAULT_LINGER_S = 5.0  # the drainer waits this long for more events before it ends
 PLAYBOOK_WAIT_S = 1800
 # Parser exit codes (tsv_parser.py --help).
 PARSER_OK, PARSER_DATA, PARSER_USAGE, PARSER_TEMPORARY, PARSER_REFUSED, PARSER_UNEXPECTED = range(6)
@@ -195,6 +197,7 @@ class Config:
     path: str
     meta_bucket: str
     report_dir: str = ""
+    drain_linger_s: float = DEFAULT_LINGER_S
 
     @property
     def spool(self) -> Spool:
@@ -236,7 +239,16 @@ def load_config(environ: Mapping[str, str]) -> Config:
         path=values.get("POWERVIEW_HOOK_PATH") or f"{venv}/bin:/usr/local/bin:/usr/bin:/bin",
         meta_bucket=values.get("TSV_META_BUCKET") or "powerview_meta",
         report_dir=values.get("TSV_REPORT_DIR", ""),
+        drain_linger_s=_seconds(values.get("POWERVIEW_DRAIN_LINGER_S"), DEFAULT_LINGER_S),
     )
+
+
+def _seconds(text: str | None, default: float) -> float:
+    try:
+        value = float(text) if text else default
+    except ValueError:
+        return default
+    return value if value >= 0 else default
 
 
 # -- escaping --------------------------------------------------------------------------------

@@ -20,7 +20,8 @@ import pytest
 
 import core.drainer
 from core.drainer import Drainer
-from core.hook import load_config
+from core.enqueue import read_env_values
+from core.hook import load_config, read_env_file
 from tests import test_hook
 from tests.conftest import PROJECT_ROOT, SAMPLES
 from tests.test_hook import COMPANY1, Stack, ingest_records
@@ -202,3 +203,27 @@ def test_disconnections_of_a_burst_merge_into_one_sweep_per_company(stack, compa
     )  # one sweep per company
     for path in paths:
         assert (path.parent / "parsed" / path.name).exists()
+
+
+def test_the_fast_path_reads_the_settings_file_as_the_hook_does(tmp_path):
+    """core/enqueue.py reads .env without the hook's module (no re, no pathlib): the same
+    values from a file written like .env.sample (export, quotes, comments)."""
+    sample = (PROJECT_ROOT / ".env.sample").read_text(encoding="utf-8")
+    env_file = tmp_path / "powerview.env"
+    env_file.write_text(
+        sample + '\nexport POWERVIEW_DATA_DIR="/srv/x y"  # here\n'
+        "TSV_REPORT_DIR=/var/r # there\nPOWERVIEW_VENV='/opt/v' \n",
+        encoding="utf-8",
+    )
+    keys = ("POWERVIEW_DATA_DIR", "POWERVIEW_VENV", "TSV_REPORT_DIR")
+    fast = read_env_values(str(env_file), keys)
+    full = {key: value for key, value in read_env_file(env_file).items() if key in keys}
+    assert (
+        fast
+        == full
+        == {
+            "POWERVIEW_DATA_DIR": "/srv/x y",
+            "TSV_REPORT_DIR": "/var/r",
+            "POWERVIEW_VENV": "/opt/v",
+        }
+    )

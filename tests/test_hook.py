@@ -252,7 +252,8 @@ def stack(tmp_path: Path, influxdb: InfluxDBDouble) -> Stack:
         "INFLUXDB_MAX_RETRIES=1\n"
         "INFLUXDB_RETRY_INTERVAL_MS=50\n"
         "INFLUXDB_TIMEOUT_S=5\n"
-        f"TSV_REPORT_DIR={logs / 'reports'}\n",
+        f"TSV_REPORT_DIR={logs / 'reports'}\n"
+        "POWERVIEW_DRAIN_LINGER_S=0\n",  # the drainer ends as soon as the queue is empty
         encoding="utf-8",
     )
     return built
