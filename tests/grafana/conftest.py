@@ -9,7 +9,10 @@ from __future__ import annotations
 import base64
 import importlib.util
 import json
+import re
+import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -20,6 +23,54 @@ import ansible.module_utils
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 AUTOMATION = PROJECT_ROOT / "grafana-automation"
+
+
+ANSIBLE_PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
+
+
+@dataclass
+class Run:
+    """One ansible-playbook run: its exit code, its whole output and the PLAY RECAP counts."""
+
+    returncode: int
+    output: str
+    recap: dict[str, int]
+
+    @property
+    def changed_dashboards(self) -> list[str]:
+        """Uids of the dashboards a loop saved (the recap counts the loop task once)."""
+        return re.findall(r"changed: \[localhost\] => \(item=([\w-]+)\)", self.output)
+
+
+def run_playbook(
+    playbook: Path,
+    *args: str,
+    home: Path,
+    env: dict[str, str],
+    names: dict[str, Any] | None = None,
+    timeout: float = 300,
+) -> Run:
+    """ansible-playbook as the hook runs it: names in a JSON file (``-e @file``), from ``home``
+    rather than the project's folder."""
+    command = [str(ANSIBLE_PLAYBOOK), str(playbook), *args]
+    if names is not None:
+        vars_file = home / "vars.json"
+        vars_file.write_text(json.dumps(names), encoding="utf-8")
+        command += ["--extra-vars", f"@{vars_file}"]
+    completed = subprocess.run(
+        command, cwd=home, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    output = completed.stdout + completed.stderr
+    recap = re.search(r"localhost\s*:\s*(.*)", output.split("PLAY RECAP")[-1])
+    counts = dict(re.findall(r"(\w+)=(\d+)", recap.group(1))) if recap else {}
+    return Run(completed.returncode, output, {k: int(v) for k, v in counts.items()})
+
+
+def ok(run: Run) -> Run:
+    """``run`` after checking that it succeeded with no failed task."""
+    assert run.returncode == 0 and run.recap.get("failed") == 0, run.output
+    return run
+
 
 # Inside Ansible, module_utils/ is importable as ansible.module_utils.<name>; the same import
 # path makes the modules importable by the unit tests.

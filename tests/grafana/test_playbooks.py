@@ -11,13 +11,9 @@ After every run, no secret may appear in what it printed.
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import socket
 import stat
-import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,20 +24,12 @@ import pytest
 from tests.doubles.grafana import GrafanaDouble
 from tests.doubles.grafana_fixtures import grafana_environment, load_grafana_contract
 from tests.doubles.influxdb import InfluxDBDouble
-from tests.grafana.conftest import AUTOMATION, api
+from tests.grafana.conftest import AUTOMATION, Run, api, ok, run_playbook
 
-ANSIBLE_PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
 CREATE = AUTOMATION / "playbooks" / "create_grafana_resources.yml"
 DELETE = AUTOMATION / "playbooks" / "delete_grafana_resources.yml"
 ADD_USER = AUTOMATION / "playbooks" / "add_grafana_user_to_team.yml"
 HOSTILE = "{{ lookup('pipe','id') }}"
-
-
-@dataclass
-class Run:
-    returncode: int
-    output: str
-    recap: dict[str, int]
 
 
 @dataclass
@@ -57,27 +45,12 @@ class Stack:
         self, playbook: Path, *args: str, names: dict[str, Any] | None = None, **env: str
     ) -> Run:
         """ansible-playbook as the hook runs it: names in a JSON file, from another directory."""
-        command = [str(ANSIBLE_PLAYBOOK), str(playbook), *args]
-        if names is not None:
-            vars_file = self.home / "vars.json"
-            vars_file.write_text(json.dumps(names), encoding="utf-8")
-            command += ["--extra-vars", f"@{vars_file}"]
-        completed = subprocess.run(
-            command,
-            cwd=self.home,
-            env={**self.env, **env},
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
+        run = run_playbook(
+            playbook, *args, home=self.home, env={**self.env, **env}, names=names, timeout=120
         )
-        output = completed.stdout + completed.stderr
-        recap = re.search(r"localhost\s*:\s*(.*)", output.split("PLAY RECAP")[-1])
-        counts = dict(re.findall(r"(\w+)=(\d+)", recap.group(1))) if recap else {}
-        run = Run(completed.returncode, output, {k: int(v) for k, v in counts.items()})
         self.runs.append(run)
-        self.assert_no_secret_in(output)
-        assert not self.marker.exists(), f"a planted command ran:\n{output}"
+        self.assert_no_secret_in(run.output)
+        assert not self.marker.exists(), f"a planted command ran:\n{run.output}"
         return run
 
     def secrets(self) -> list[str]:
@@ -108,11 +81,6 @@ class Stack:
         )
         with urlopen(request, timeout=10) as response:
             assert response.status == 204
-
-
-def ok(run: Run) -> Run:
-    assert run.returncode == 0 and run.recap.get("failed") == 0, run.output
-    return run
 
 
 @pytest.fixture(scope="module")

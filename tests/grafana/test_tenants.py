@@ -24,8 +24,8 @@ from ansible.module_utils.powerview_grafana import GrafanaClient, GrafanaError
 from tests.doubles.grafana import GrafanaDouble
 from tests.doubles.grafana_fixtures import grafana_environment, load_grafana_contract
 from tests.doubles.influxdb import InfluxDBDouble
-from tests.grafana.conftest import PROJECT_ROOT, api, library
-from tests.grafana.test_playbooks import ADD_USER, ANSIBLE_PLAYBOOK, CREATE, DELETE, Run, Stack
+from tests.grafana.conftest import ANSIBLE_PLAYBOOK, PROJECT_ROOT, Run, api, library, ok
+from tests.grafana.test_playbooks import ADD_USER, CREATE, DELETE, Stack
 from tests.grafana.test_update_dashboards import UPDATE
 from tests.test_hook import VENV, stack  # noqa: F401  (the hook's fixture, by name)
 
@@ -98,11 +98,6 @@ def refused(run: Run, *words: str) -> Run:
     for word in words:
         assert word in run.output, f"{word!r} not in:\n{run.output}"
     assert "Traceback" not in run.output
-    return run
-
-
-def ok(run: Run) -> Run:
-    assert run.returncode == 0 and run.recap.get("failed") == 0, run.output
     return run
 
 

@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
-import re
 import shutil
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,9 +21,8 @@ import pytest
 from tests.doubles.grafana import GrafanaDouble
 from tests.doubles.grafana_fixtures import grafana_environment, load_grafana_contract
 from tests.doubles.influxdb import InfluxDBDouble
-from tests.grafana.conftest import AUTOMATION, PROJECT_ROOT, api
+from tests.grafana.conftest import AUTOMATION, PROJECT_ROOT, Run, api, ok, run_playbook
 
-ANSIBLE_PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
 CREATE = AUTOMATION / "playbooks" / "create_grafana_resources.yml"
 UPDATE = AUTOMATION / "playbooks" / "update_grafana_dashboards.yml"
 TEMPLATE = AUTOMATION / "templates" / "electrical.json"
@@ -34,18 +30,6 @@ LOGGER_FILE = PROJECT_ROOT / "examples" / "data" / "acme" / "base" / "02001283"
 MASTER_UID = "powerview-master"
 BUILTIN = {"-- Grafana --", "grafana", "-- Mixed --", "-- Dashboard --"}
 COMPANIES = {"acme": "camp1", "beta": "b1"}
-
-
-@dataclass
-class Run:
-    returncode: int
-    output: str
-    recap: dict[str, int]
-
-    @property
-    def changed_dashboards(self) -> list[str]:
-        """Uids of the dashboards the loop saved (the recap counts the loop task once)."""
-        return re.findall(r"changed: \[localhost\] => \(item=([\w-]+)\)", self.output)
 
 
 @dataclass
@@ -57,24 +41,7 @@ class Stack:
     env: dict[str, str]
 
     def run(self, playbook: Path, *args: str, names: dict | None = None, **env: str) -> Run:
-        command = [str(ANSIBLE_PLAYBOOK), str(playbook), *args]
-        if names is not None:
-            vars_file = self.home / "vars.json"
-            vars_file.write_text(json.dumps(names), encoding="utf-8")
-            command += ["--extra-vars", f"@{vars_file}"]
-        completed = subprocess.run(
-            command,
-            cwd=self.home,
-            env={**self.env, **env},
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        output = completed.stdout + completed.stderr
-        recap = re.search(r"localhost\s*:\s*(.*)", output.split("PLAY RECAP")[-1])
-        counts = dict(re.findall(r"(\w+)=(\d+)", recap.group(1))) if recap else {}
-        return Run(completed.returncode, output, {k: int(v) for k, v in counts.items()})
+        return run_playbook(playbook, *args, home=self.home, env={**self.env, **env}, names=names)
 
     def update(self, *args: str, names: dict | None = None, **env: str) -> Run:
         return self.run(
@@ -100,11 +67,6 @@ class Stack:
             {"dashboard": master, "overwrite": True}, org=1,
         )  # fmt: skip
         assert status == 200, body
-
-
-def ok(run: Run) -> Run:
-    assert run.returncode == 0 and run.recap.get("failed") == 0, run.output
-    return run
 
 
 def master_dashboard(extra_panel_title: str = "Peak power") -> dict[str, Any]:
