@@ -90,6 +90,8 @@ EXIT_UNEXPECTED = 5
 INGEST_MEASUREMENT = "powerview_ingest"  # per file, in the company's own bucket
 RUN_MEASUREMENT = "tsv_parser_run"  # per run, in the meta bucket
 FILE_MEASUREMENT = "tsv_parser_file"  # per file, in the meta bucket
+# Codes of a file set aside because its company name is refused (core.influx_admin).
+_REFUSED_COMPANY_CODES = frozenset({"reserved_company_name", "company_case_conflict"})
 DATA = "data"  # WriteError.kind of a failure that belongs to the file's content
 # A file up to this size is sent from the run's own process, batch after batch; a larger one
 # through the writer's sender process, which sends while the next batch is parsed (a daily
@@ -636,7 +638,11 @@ class Runner:
             },
             now_ns,
         )
-        records = ((location.company, company_record), (self.config.meta_bucket, meta_record))
+        records = [(self.config.meta_bucket, meta_record)]
+        if (result.error or {}).get("code") not in _REFUSED_COMPANY_CODES:
+            # A refused company has no bucket of its own; a name like the meta bucket's
+            # would otherwise put its record among the parser's records.
+            records.insert(0, (location.company, company_record))
         for bucket, record in records:
             self._records.setdefault(bucket, []).append((record, result.notes))
 

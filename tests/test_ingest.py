@@ -574,6 +574,7 @@ def test_no_request_carries_more_points_than_the_batch_size(influxdb, env, tmp_p
     [
         ("ACME", "differs from the existing company 'acme' only by case"),
         ("POWERVIEW_META", "is reserved"),
+        ("powerview_meta", "is reserved"),
         ("General", "is reserved"),
     ],
 )
@@ -594,6 +595,9 @@ def test_reserved_and_case_conflicting_companies_are_set_aside(
     assert (path.parent / "error" / (path.name + ".error.json")).exists()
     assert entries[V003]["status"] == "ok"
     assert influxdb.bucket_names() == {"acme", "dominique", "powerview_meta"}
+    # the refused company's own ingestion record lands nowhere, not even in the meta bucket
+    ingest = [p for p in influxdb.points("powerview_meta") if p.measurement == "powerview_ingest"]
+    assert ingest == []
 
 
 def test_a_retention_under_one_hour_is_refused_at_start_up(influxdb, env, tmp_path):
