@@ -12,24 +12,30 @@ import re
 Point = tuple[str, frozenset[tuple[str, str]], str, float, int]
 
 
-_TOKEN = {separator: re.compile(rf"(?:\\.|[^{separator}\\])+") for separator in " ,"}
-_KEY_VALUE = re.compile(r"((?:\\.|[^=\\])+)=(.*)")
-_ESCAPED = re.compile(r"\\([,= \\])")
+# As InfluxDB's parser reads them (models/points.go): a separator preceded by a backslash is
+# escaped, and a backslash escapes nothing else (``\\`` is two backslashes, not one).
+_SPLIT = {separator: re.compile(rf"(?<!\\){separator}") for separator in " ,"}
+_KEY_VALUE = re.compile(r"(.*?)(?<!\\)=(.*)", re.S)
+_ESCAPED = {
+    "measurement": re.compile(r"\\([, ])"),
+    "tag": re.compile(r"\\([,= ])"),
+    "field": re.compile(r'\\([,= "])'),
+}
 
 
 def _split_unescaped(text: str, separator: str) -> list[str]:
-    return _TOKEN[separator].findall(text)
+    return _SPLIT[separator].split(text)
 
 
-def _key_value(text: str) -> tuple[str, str]:
+def _key_value(text: str, kind: str) -> tuple[str, str]:
     match = _KEY_VALUE.fullmatch(text)
-    if match is None:
+    if match is None or not match.group(1):
         raise ValueError(f"expected key=value: {text!r}")
-    return _unescape(match.group(1)), match.group(2)
+    return _unescape(match.group(1), kind), match.group(2)
 
 
-def _unescape(text: str) -> str:
-    return _ESCAPED.sub(r"\1", text) if "\\" in text else text
+def _unescape(text: str, kind: str) -> str:
+    return _ESCAPED[kind].sub(r"\1", text) if "\\" in text else text
 
 
 @functools.lru_cache(maxsize=4096)
@@ -37,12 +43,12 @@ def _parse_series(series: str) -> tuple[str, frozenset[tuple[str, str]]]:
     measurement, *tag_parts = _split_unescaped(series, ",")
     tags = []
     for part in tag_parts:
-        key, value = _key_value(part)
-        tags.append((key, _unescape(value)))
+        key, value = _key_value(part, "tag")
+        tags.append((key, _unescape(value, "tag")))
     tag_set = frozenset(tags)
     if len(tag_set) != len(tags):
         raise ValueError(f"duplicate tag in {series!r}")
-    return _unescape(measurement), tag_set
+    return _unescape(measurement, "measurement"), tag_set
 
 
 def parse_line(line: str) -> list[Point]:
@@ -54,7 +60,7 @@ def parse_line(line: str) -> list[Point]:
     measurement, tag_set = _parse_series(series)
     points = []
     for field in _split_unescaped(fields, ","):
-        key, value = _key_value(field)
+        key, value = _key_value(field, "field")
         points.append((measurement, tag_set, key, float(value), int(stamp)))
     return points
 

@@ -14,6 +14,7 @@ from core.influx_writer import split_lines
 from core.lineprotocol import series_prefix, storable_field_key_part, storable_tag_value
 from tests.conftest import EXPECTED, SAMPLES, sample_files
 from tests.doubles.line_protocol import parse_batch, parse_line
+from tests.lp import parse_line as lp_parse_line
 from tests.lp import parse_lines
 from tests.reference import reference_line_protocol
 
@@ -197,3 +198,11 @@ def test_the_writer_splits_a_batch_larger_than_the_batch_size():
     assert [part.count(b"\n") for part in parts] == [4, 4, 3]
     assert b"".join(parts) == body
     assert split_lines(b"a\nb", 1) == [b"a\n", b"b"]
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_the_tests_own_reader_agrees_with_the_server_parser(text):
+    """tests/lp.py, which the contract tests compare against, reads escapes as the server."""
+    field_key = f"f_{storable_field_key_part(text)}"
+    line = (series_prefix("m", {"tag": text}, field_key) + b"1.5 1").decode()
+    assert lp_parse_line(line) == [("m", frozenset({("tag", text)}), field_key, 1.5, 1)]
