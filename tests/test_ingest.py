@@ -21,12 +21,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import EXPECTED, PROJECT_ROOT, SAMPLES
+from tests.conftest import EXPECTED, PARSER, PROJECT_ROOT, SAMPLES, last_report, run_parser
 from tests.doubles.influxdb import InfluxDBDouble
 from tests.doubles.line_protocol import parse_batch
 from tests.lp import parse_lines
 
-PARSER = PROJECT_ROOT / "tsv_parser.py"
 COMPANY1 = "company1/campaign1/02001084/T302_251012_031720.tsv"
 V003 = "dominique/v003/02000800/T302_260208_211459_UTC.tsv"
 EMPTY = "acme/base/02001283/T302_260109_120045.tsv"
@@ -55,22 +54,6 @@ def env(influxdb_env, tmp_path) -> dict[str, str]:
         "TSV_REPORT_DIR": str(tmp_path / "reports"),
         "TSV_LOG_LEVEL": "WARNING",
     }
-
-
-def run_parser(env: dict[str, str], data: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(PARSER), "--dataFolder", str(data), "--min-age", "0", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
-def last_report(env: dict[str, str]) -> dict:
-    reports = sorted(Path(env["TSV_REPORT_DIR"]).glob("tsv_parser_*.json"), key=os.path.getmtime)
-    return json.loads(reports[-1].read_text())
 
 
 def electrical(double: InfluxDBDouble, bucket: str) -> Counter:

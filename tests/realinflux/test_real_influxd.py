@@ -11,38 +11,24 @@ Run this tier alone with ``.venv/bin/python -m pytest -q tests/realinflux``.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 from collections import defaultdict
 from pathlib import Path
 
 from core.lineprotocol import escape_key
-from tests.conftest import PROJECT_ROOT, SAMPLES
+from tests.conftest import SAMPLES, last_report
+from tests.conftest import run_parser as run_parser_process
 from tests.doubles.line_protocol import parse_batch
 from tests.realinflux.server import RealInflux
 
-PARSER = PROJECT_ROOT / "tsv_parser.py"
 V003 = "dominique/v003/02000800/T302_260208_211459_UTC.tsv"
 
 StoredPoint = tuple[str, frozenset[tuple[str, str]], str, object, int]
 
 
 def run_parser(env: dict[str, str], data: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(PARSER), "--dataFolder", str(data), "--min-age", "0", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-
-
-def last_report(env: dict[str, str]) -> dict:
-    reports = sorted(Path(env["TSV_REPORT_DIR"]).glob("tsv_parser_*.json"), key=os.path.getmtime)
-    return json.loads(reports[-1].read_text())
+    return run_parser_process(env, data, *args, timeout=600)
 
 
 def planned_points(env: dict[str, str], data: Path, tmp_path: Path) -> dict[str, set[StoredPoint]]:
