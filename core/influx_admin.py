@@ -35,7 +35,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from influxdb_client import (
     Authorization,
@@ -342,13 +342,3 @@ def rotate_read_token(
     created = create_read_token(client, org_id, bucket_id, bucket_name)
     replaced = delete_tokens(client, [a for a in existing if a.id != created.id])
     return TokenOutcome(created.token, created.id, "rotated" if replaced else "created", replaced)
-
-
-def as_dict(outcome: TokenOutcome) -> dict[str, Any]:
-    """The outcome without the token value, for logs and reports."""
-    return {
-        "authorization_id": outcome.authorization_id,
-        "action": outcome.action,
-        "replaced": list(outcome.replaced),
-        "unretrievable": outcome.unretrievable,
-    }
