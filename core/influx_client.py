@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Self
 
 import urllib3
 from influxdb_client import InfluxDBClient
@@ -62,7 +62,7 @@ class _RequestRetry(WritesRetry):
     than the longest backoff is cut to it, so one answer cannot stall a sweep for an hour.
     """
 
-    def increment(self, *args: Any, **kwargs: Any) -> WritesRetry:
+    def increment(self, *args: Any, **kwargs: Any) -> Self:
         if not self.history:
             self.retry_timeout = datetime.now() + timedelta(seconds=self.max_retry_time)
         return super().increment(*args, **kwargs)
@@ -99,7 +99,7 @@ def connect(settings: InfluxSettings, retry_writes: bool = False) -> InfluxDBCli
     return InfluxDBClient(
         url=settings.url,
         token=settings.token,
-        org=settings.org or None,
+        org=settings.org,
         timeout=timeout_ms,
         retries=_write_retry(settings) if retry_writes else False,
     )

@@ -354,9 +354,10 @@ class BatchSender:
             self._collect()
         slot = self._free.pop()
         inline: bytes | None = body
-        if self._memory is not None and len(body) <= self.SLOT_BYTES:
+        shared = self._memory.buf if self._memory is not None else None
+        if shared is not None and len(body) <= self.SLOT_BYTES:
             offset = slot * self.SLOT_BYTES
-            self._memory.buf[offset : offset + len(body)] = body
+            shared[offset : offset + len(body)] = body
             inline = None
         self._in_flight[slot] = (file, body.count(b"\n"))
         try:
@@ -435,12 +436,13 @@ def _sender_main(
     _die_with_parent(parent_pid)
     _close_inherited_descriptors({conn.fileno()})
     poster = _Poster(settings)
+    shared = memory.buf if memory is not None else None
     try:
         while (message := conn.recv()) is not None:
             slot, length, bucket, inline = message
-            if inline is None and memory is not None:
+            if inline is None and shared is not None:
                 offset = slot * BatchSender.SLOT_BYTES
-                body: bytes | memoryview = memory.buf[offset : offset + length]
+                body: bytes | memoryview = shared[offset : offset + length]
             else:  # without shared memory, every batch comes through the pipe
                 body = inline
             try:

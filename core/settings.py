@@ -458,6 +458,11 @@ def load_settings(
             problems.append(f"{name} is not set ({variable.description})")
     if problems:
         raise SettingsError(problems)
+    return _sections(values, tuple(missing))
+
+
+def _sections(values: Mapping[str, Any], missing: tuple[str, ...]) -> Settings:
+    """The parsed variables sorted into sections; the INFLUXDB_URL fallback is resolved here."""
 
     def text(name: str) -> str:
         return values[name] or ""
@@ -492,4 +497,4 @@ def load_settings(
         master_dashboard_org_id=values["GRAFANA_MASTER_DASHBOARD_ORG_ID"],
         dashboard_timezone=values["GRAFANA_DASHBOARD_TIMEZONE"],
     )
-    return Settings(influx, parser, grafana, tuple(missing))
+    return Settings(influx, parser, grafana, missing)
