@@ -206,6 +206,15 @@ def test_an_unreachable_or_failing_server_is_a_temporary_error(influxdb, influxd
     assert "HTTP 503" in failing.stderr
 
 
+def test_an_answer_the_script_does_not_expect_is_unexpected(influxdb, influxdb_env):
+    """Exit 5, as tsv_parser.py gives for a bug: the script used to exit 1 (bad content)."""
+    influxdb.fail_next(1, status=400)
+    result = run(influxdb_env, "--bucket", "acme")
+    assert (result.returncode, result.stdout) == (5, "")
+    assert "HTTP 400" in result.stderr
+    assert influxdb.bucket_names() == set()
+
+
 def test_a_slow_server_times_out_as_a_temporary_error(influxdb, influxdb_env):
     influxdb.set_delay(2)
     result = run({**influxdb_env, "INFLUXDB_TIMEOUT_S": "0.5"}, "--bucket", "acme")
