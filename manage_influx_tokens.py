@@ -4,6 +4,10 @@
 The Grafana automation gives each company a datasource that must read that company's bucket and
 nothing else; this script is how it gets the token. Only the token goes to stdout, so a playbook
 or a shell can capture it; everything else goes to stderr.
+
+The work is ``core/influx_admin.py``'s, through the client of ``core/influx_client.py`` made
+from the InfluxDB settings section; the exit codes are ``tsv_parser.py``'s
+(``core/outcomes.py``): the same failure gives the same code whichever tool met it.
 """
 
 from __future__ import annotations
@@ -11,29 +15,22 @@ from __future__ import annotations
 import core.venv  # noqa: F401  # isort: skip  (first: run with the project's virtualenv)
 import argparse
 import logging
+import os
 import sys
 
 from core.influx_admin import (
-    CONFIGURATION,
-    REFUSED,
-    TEMPORARY,
     InfluxAdminError,
     TokenOutcome,
     ensure_company_bucket,
     ensure_read_token,
     find_org_id,
-    make_client,
     read_token_description,
     rotate_read_token,
 )
+from core.influx_client import connect
 from core.names import UnsafeNameError, check_name
+from core.outcomes import ExitCode, exit_code_for
 from core.settings import SettingsError, load_settings
-
-EXIT_OK = 0
-EXIT_OTHER = 1
-EXIT_CONFIG = 2
-EXIT_TEMPORARY = 3
-EXIT_PERMISSION = 4
 
 EPILOG = f"""\
 The token has exactly one permission, read on the bucket, and is described
@@ -53,14 +50,15 @@ examples:
   # replace it: the new token is created first, then the old one is deleted
   ./manage_influx_tokens.py --bucket acme --rotate
 
-exit codes:
-  {EXIT_OK}  the token is on stdout
-  {EXIT_OTHER}  unexpected error
-  {EXIT_CONFIG}  usage or configuration error (bad bucket name, a reserved company name or one
-     that differs from an existing company only by case, missing setting, unknown org)
-  {EXIT_TEMPORARY}  InfluxDB unreachable or temporarily failing (refused, timeout, 429, 5xx):
+exit codes: those of tsv_parser.py, for the same failures
+  {ExitCode.OK:d}  the token is on stdout
+  {ExitCode.USAGE:d}  bad arguments or settings: a bad bucket name, a reserved company name or one
+     that differs from an existing company only by case, a missing or malformed setting
+  {ExitCode.TEMPORARY:d}  InfluxDB unreachable or temporarily failing (refused, timeout, 429, 5xx):
      try again later
-  {EXIT_PERMISSION}  InfluxDB refused the admin token (HTTP 401/403): check INFLUXDB_ADMIN_TOKEN
+  {ExitCode.CONFIGURATION:d}  InfluxDB refused the admin token (HTTP 401/403) or does not know the
+     organization: check INFLUXDB_ADMIN_TOKEN and INFLUXDB_ORG
+  {ExitCode.UNEXPECTED:d}  unexpected error (a bug, or an answer InfluxDB should not give)
 """
 
 log = logging.getLogger("manage_influx_tokens")
@@ -83,17 +81,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="replace the token: create a new one, then delete the old one(s)",
     )
     return parser
-
-
-def exit_code_for(error: InfluxAdminError) -> int:
-    """Map an error kind to the documented exit code."""
-    if error.is_permission:
-        return EXIT_PERMISSION
-    if error.kind in (CONFIGURATION, REFUSED):
-        return EXIT_CONFIG
-    if error.kind == TEMPORARY:
-        return EXIT_TEMPORARY
-    return EXIT_OTHER
 
 
 def report(outcome: TokenOutcome, bucket: str) -> None:
@@ -120,40 +107,50 @@ def report(outcome: TokenOutcome, bucket: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command; returns the exit code."""
+    """Run the command; returns the exit code (an unexpected error is 5, with its traceback)."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(stream=sys.stderr, level=logging.INFO,
                         format="manage_influx_tokens: %(message)s")  # fmt: skip
     try:
+        return run(args)
+    except Exception:
+        log.exception("unexpected error (exit code %d)", ExitCode.UNEXPECTED)
+        return ExitCode.UNEXPECTED
+
+
+def run(args: argparse.Namespace) -> ExitCode:
+    """Check the name and the settings, then find or make the bucket and its read token."""
+    try:
         bucket = check_name(args.bucket, "bucket")
     except UnsafeNameError as error:
         log.error("%s", error)
-        return EXIT_CONFIG
+        return ExitCode.USAGE
     try:
-        settings = load_settings(require=("influxdb",))
+        influx = load_settings(require=("influxdb",)).influx
     except SettingsError as error:
         log.error("%s", error)
-        return EXIT_CONFIG
-    url = settings.influxdb_url
+        return ExitCode.USAGE
+    except OSError as error:  # .env unreadable (permissions), a folder named .env...
+        where = error.filename or os.environ.get("POWERVIEW_ENV_FILE") or ".env"
+        log.error("cannot read the settings file %s: %s", where, error.strerror or error)
+        return ExitCode.USAGE
     try:
-        with make_client(url, settings["INFLUXDB_ADMIN_TOKEN"], settings["INFLUXDB_ORG"],
-                         settings["INFLUXDB_TIMEOUT_S"]) as client:  # fmt: skip
-            org_id = find_org_id(client, settings["INFLUXDB_ORG"])
+        with connect(influx) as client:
+            org_id = find_org_id(client, influx.org)
             bucket_id = ensure_company_bucket(
-                client, org_id, bucket, settings["INFLUXDB_BUCKET_RETENTION"],
-                settings["TSV_META_BUCKET"],
-            )  # fmt: skip
+                client, org_id, bucket, influx.bucket_retention_s, influx.meta_bucket
+            )
             if args.rotate:
                 outcome = rotate_read_token(client, org_id, bucket_id, bucket)
             else:
                 outcome = ensure_read_token(client, org_id, bucket_id, bucket)
     except InfluxAdminError as error:
         log.error("%s", error)
-        return exit_code_for(error)
+        return exit_code_for([error.kind])
     report(outcome, bucket)
     sys.stdout.write(outcome.token + "\n")
     sys.stdout.flush()
-    return EXIT_OK
+    return ExitCode.OK
 
 
 if __name__ == "__main__":

@@ -47,7 +47,7 @@ from core.runner import (
     Runner,
 )
 from core.runtime import tune_allocator
-from core.settings import Settings, SettingsError, load_settings
+from core.settings import ParserSettings, SettingsError, load_settings
 
 EPILOG = """\
 examples:
@@ -193,24 +193,11 @@ def already_processed(path: Path) -> bool:
     return any((path.parent / folder / path.name).exists() for folder in (PARSED_DIR, ERROR_DIR))
 
 
-def parse_options(settings: Settings) -> ParseOptions:
-    return ParseOptions(
-        batch_points=settings["INFLUXDB_BATCH_SIZE"],
-        timestamp_floor=settings["TSV_TIMESTAMP_FLOOR"],
-        v002_time_zone=settings["TSV_V002_TIMEZONE"],
-        skip_zero_rows=settings["TSV_SKIP_ZERO_ROWS"],
-    )
+def report_folder(args: argparse.Namespace, settings: ParserSettings) -> Path:
+    return args.report_dir or settings.report_folder(args.data_folder)
 
 
-def report_folder(args: argparse.Namespace, settings: Settings) -> Path:
-    return args.report_dir or (
-        Path(settings["TSV_REPORT_DIR"])
-        if settings["TSV_REPORT_DIR"]
-        else args.data_folder.resolve().parent / "logs" / "reports"
-    )
-
-
-def report_path(args: argparse.Namespace, settings: Settings, report: RunReport) -> Path:
+def report_path(args: argparse.Namespace, settings: ParserSettings, report: RunReport) -> Path:
     folder = report_folder(args, settings)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     return folder / f"tsv_parser_{stamp}_{report.run_id}.json"
@@ -295,7 +282,7 @@ def run(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.check:
-        # Imported here: the check needs requests, which an ingestion run does not load.
+        # Imported here: an ingestion run needs neither the Grafana client nor the check.
         from core.health import check_from_environment  # noqa: PLC0415
 
         return check_from_environment(sys.stdout)
@@ -312,7 +299,7 @@ def run(argv: list[str] | None = None) -> int:
             "(nothing was read, written or moved)"
         )
     logging.basicConfig(
-        level=settings["TSV_LOG_LEVEL"],
+        level=settings.parser.log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
@@ -345,7 +332,7 @@ def run(argv: list[str] | None = None) -> int:
         return reject_upload(data_folder, explicit, args.reject, args.dry_run, args.report_file)
 
     if not args.dry_run:
-        problem = check_report_folder(report_folder(args, settings))
+        problem = check_report_folder(report_folder(args, settings.parser))
         if problem:
             return fail(f"{problem}\n(nothing was read, written or moved)")
     tune_allocator()
@@ -357,17 +344,17 @@ def run(argv: list[str] | None = None) -> int:
     config = RunConfig(
         data_folder=data_folder,
         dry_run=args.dry_run,
-        parse=parse_options(settings),
+        parse=ParseOptions.from_settings(settings.parser),
         min_file_age_s=(
-            args.min_age if args.min_age is not None else settings["TSV_MIN_FILE_AGE_S"]
+            args.min_age if args.min_age is not None else settings.parser.min_file_age_s
         ),
         verify=args.verify,
-        meta_bucket=settings["TSV_META_BUCKET"],
+        meta_bucket=settings.influx.meta_bucket,
         lp_out=lp_stream,
         progress=explicit is None and sys.stderr.isatty(),
         company=args.company,
-        state_dir=None if args.dry_run else report_folder(args, settings),
-        inline_max_bytes=settings["INFLUXDB_INLINE_MAX_BYTES"],
+        state_dir=None if args.dry_run else report_folder(args, settings.parser),
+        inline_max_bytes=settings.influx.inline_max_bytes,
     )
     writer = None
     try:
@@ -375,7 +362,7 @@ def run(argv: list[str] | None = None) -> int:
             # Imported here: a dry run or a reject never loads the InfluxDB client.
             from core.influx_writer import InfluxWriter, WriteError  # noqa: PLC0415
 
-            writer = InfluxWriter(settings)
+            writer = InfluxWriter(settings.influx)
             try:
                 writer.check()
             except WriteError as error:
@@ -403,7 +390,7 @@ def run(argv: list[str] | None = None) -> int:
             except BrokenPipeError:
                 return stdout_closed()
     else:
-        path = report_path(args, settings, report)
+        path = report_path(args, settings.parser, report)
         write_json_atomically(path, report.as_dict())
         print(f"run report: {path}", file=sys.stderr)
     if args.report_file is not None:

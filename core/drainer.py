@@ -30,7 +30,6 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from core.hook import (
@@ -62,21 +61,11 @@ class Session:
         from core.settings import load_settings  # noqa: PLC0415
 
         self.config = config
-        self.settings = load_settings(require=("influxdb",))
-        settings = self.settings
-        self.parse = ParseOptions(
-            batch_points=settings["INFLUXDB_BATCH_SIZE"],
-            timestamp_floor=settings["TSV_TIMESTAMP_FLOOR"],
-            v002_time_zone=settings["TSV_V002_TIMEZONE"],
-            skip_zero_rows=settings["TSV_SKIP_ZERO_ROWS"],
-        )
-        report_dir = settings["TSV_REPORT_DIR"]
-        self.report_dir = (
-            Path(report_dir)
-            if report_dir
-            else config.data_dir.resolve().parent / "logs" / "reports"
-        )
-        self.writer = InfluxWriter(settings)
+        settings = load_settings(require=("influxdb",))
+        self.parser, self.influx = settings.parser, settings.influx
+        self.parse = ParseOptions.from_settings(self.parser)
+        self.report_dir = self.parser.report_folder(config.data_dir)
+        self.writer = InfluxWriter(self.influx)
         try:
             self.writer.check()
         except Exception:
@@ -93,11 +82,11 @@ class Session:
             data_folder=self.config.data_dir,
             dry_run=False,
             parse=self.parse,
-            min_file_age_s=self.settings["TSV_MIN_FILE_AGE_S"],
-            meta_bucket=self.settings["TSV_META_BUCKET"],
+            min_file_age_s=self.parser.min_file_age_s,
+            meta_bucket=self.influx.meta_bucket,
             company=company,
             state_dir=self.report_dir,
-            inline_max_bytes=self.settings["INFLUXDB_INLINE_MAX_BYTES"],
+            inline_max_bytes=self.influx.inline_max_bytes,
         )
         return Runner(config, self.writer)
 

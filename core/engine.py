@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from core.channels import Channel, build_channels
 from core.errors import FileDataError
@@ -29,6 +29,9 @@ from core.formats import END_DATA, MAX_LINE_BYTES, Header, line_too_long, read_h
 from core.lineprotocol import MEASUREMENT, series_prefix
 from core.summary import ChannelStats, FileSummary
 from core.timestamps import SeenTimestamps, TimestampConverter, resolve_zone
+
+if TYPE_CHECKING:
+    from core.settings import ParserSettings
 
 DEFAULT_TIMESTAMP_FLOOR = 1609459200  # 2021-01-01T00:00:00Z
 BLOCK_SIZE = 1 << 20
@@ -72,6 +75,16 @@ class ParseOptions:
     skip_zero_rows: bool = True
     measurement: str = MEASUREMENT
     block_size: int = BLOCK_SIZE
+
+    @classmethod
+    def from_settings(cls, settings: ParserSettings) -> ParseOptions:
+        """The options of the parser's settings section (``tsv_parser.py``, the drainer)."""
+        return cls(
+            batch_points=settings.batch_points,
+            timestamp_floor=settings.timestamp_floor,
+            v002_time_zone=settings.v002_time_zone,
+            skip_zero_rows=settings.skip_zero_rows,
+        )
 
 
 class MV2File:

@@ -9,9 +9,14 @@ organizations, which only a server admin may do)?
 
 Each check prints one line (``ok``, ``FAIL`` or ``skip`` and why). A check that cannot run
 because an earlier one failed is skipped rather than failed, so the first ``FAIL`` is the
-thing to fix. The exit code follows ``tsv_parser.py``: 0 everything is fine, 2 a setting is
-missing or malformed, 4 a server refused the credentials or the organization, 3 a server is
-unreachable or unhealthy. When several kinds fail, the first in that order wins.
+thing to fix. The exit code is ``tsv_parser.py``'s (``core/outcomes.py``): 0 everything is
+fine, 2 a setting is missing or malformed, 4 a server refused the credentials or the
+organization, 3 a server is unreachable or unhealthy; when several kinds fail, the first in
+that order wins, and an unexpected error is 5 (``tsv_parser.py`` catches it).
+
+Each server is reached through its one client: InfluxDB through the writer's clients
+(``core/influx_client.py``), Grafana through ``core/grafana_client.py``, the playbooks'
+client; each component gets only its settings section.
 
 The InfluxDB write check writes one ``powerview_health`` point into the meta bucket
 (``TSV_META_BUCKET``, created when missing, as the parser would): the only way to prove a
@@ -22,26 +27,26 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TextIO
 
-import requests
-
-from core.influx_admin import CONFIGURATION, TEMPORARY
-from core.influx_writer import DATA, InfluxWriter, WriteError
+from core.grafana_client import GrafanaClient, GrafanaError
+from core.influx_client import CLIENT_ERRORS, server_health, server_message, status_of
+from core.influx_writer import InfluxWriter, WriteError
 from core.lineprotocol import format_point
-from core.runner import EXIT_CONFIGURATION, EXIT_OK, EXIT_TEMPORARY, EXIT_USAGE
-from core.settings import VARIABLES, Settings, SettingsError, load_environment, load_settings
+from core.outcomes import ErrorKind, ExitCode, exit_code_for
+from core.settings import (
+    GrafanaSettings,
+    InfluxSettings,
+    Settings,
+    SettingsError,
+    load_environment,
+    load_settings,
+)
 
 OK = "ok"
 FAIL = "FAIL"
 SKIP = "skip"
-
-# Why a check failed, in the order in which the exit code picks them.
-SETTINGS = "settings"
-REFUSED = "refused"
-UNREACHABLE = "unreachable"
-_EXIT_CODES = {SETTINGS: EXIT_USAGE, REFUSED: EXIT_CONFIGURATION, UNREACHABLE: EXIT_TEMPORARY}
 
 HEALTH_MEASUREMENT = "powerview_health"
 GRAFANA_TIMEOUT_S = 10.0
@@ -55,7 +60,7 @@ class CheckResult:
     name: str
     outcome: str
     detail: str
-    failure: str | None = None  # SETTINGS, REFUSED or UNREACHABLE when outcome is FAIL
+    failure: ErrorKind | None = None  # USAGE, CONFIGURATION or TEMPORARY when outcome is FAIL
 
 
 class _Report:
@@ -65,72 +70,55 @@ class _Report:
         self.out = out
         self.results: list[CheckResult] = []
 
-    def add(self, name: str, outcome: str, detail: str, failure: str | None = None) -> bool:
+    def add(self, name: str, outcome: str, detail: str, failure: ErrorKind | None = None) -> bool:
         result = CheckResult(name, outcome, detail, failure)
         self.results.append(result)
         print(f"  {outcome:<5} {name}: {detail}", file=self.out, flush=True)
         return outcome == OK
 
-    def exit_code(self) -> int:
-        failures = {result.failure for result in self.results if result.outcome == FAIL}
-        for kind in (SETTINGS, REFUSED, UNREACHABLE):
-            if kind in failures:
-                return _EXIT_CODES[kind]
-        return EXIT_OK
+    def exit_code(self) -> ExitCode:
+        return exit_code_for(result.failure for result in self.results if result.outcome == FAIL)
 
 
-def missing_settings(settings: Settings, groups: tuple[str, ...] = REQUIRED_GROUPS) -> list[str]:
-    """Names of the variables of ``groups`` that have no value and no default."""
-    missing = []
-    for variable in VARIABLES:
-        optional = variable.default is not None or variable.name == "INFLUXDB_URL"
-        if variable.group not in groups or optional:
-            continue
-        if variable.name == "INFLUXDB_HOST":
-            if not settings.influxdb_url:
-                missing.append("INFLUXDB_HOST")
-            continue
-        if settings[variable.name] in (None, ""):
-            missing.append(variable.name)
-    return missing
+def _influx_failure(error: WriteError) -> ErrorKind:
+    """A write's failure as the check counts it: anything but an outage is a refusal."""
+    return ErrorKind.TEMPORARY if error.kind == ErrorKind.TEMPORARY else ErrorKind.CONFIGURATION
 
 
-def _influx_failure(error: WriteError) -> str:
-    if error.kind == TEMPORARY:
-        return UNREACHABLE
-    return REFUSED if error.kind in (CONFIGURATION, DATA) else UNREACHABLE
+def check_influxdb(settings: InfluxSettings, report: _Report) -> None:
+    """Health endpoint, then the organization with the token, then a write to the meta bucket.
 
-
-def check_influxdb(settings: Settings, report: _Report) -> None:
-    """Health endpoint, then the organization with the token, then a write to the meta bucket."""
-    url = settings.influxdb_url
-    timeout_s = settings["INFLUXDB_TIMEOUT_S"] or None
-    name = f"InfluxDB {url}"
+    One writer, without retries (a check must answer quickly, and the parser retries on its
+    own): its admin client reads the health, then it checks and writes as the parser would.
+    """
+    name = f"InfluxDB {settings.url}"
+    writer = InfluxWriter(replace(settings, max_retries=0))
     try:
-        response = requests.get(f"{url}/health", timeout=timeout_s)
-        body = response.json() if response.content else {}
-    except requests.RequestException as error:
-        report.add(name, FAIL, f"cannot connect ({_short(error)})", UNREACHABLE)
-        return
-    except ValueError:
-        body = {}
-    if response.status_code != 200 or body.get("status") != "pass":
-        detail = body.get("message") or response.reason
-        report.add(name, FAIL, f"unhealthy: HTTP {response.status_code} {detail}", UNREACHABLE)
-        return
-    report.add(name, OK, f"healthy (version {body.get('version', 'unknown')})")
+        try:
+            health = server_health(writer.admin)
+        except CLIENT_ERRORS as error:
+            status = status_of(error)
+            if status is None:
+                report.add(name, FAIL, f"cannot connect ({_short(error)})", ErrorKind.TEMPORARY)
+            else:
+                reason = server_message(error) if getattr(error, "body", None) else ""
+                detail = f"unhealthy: HTTP {status} {reason or getattr(error, 'reason', '')}"
+                report.add(name, FAIL, detail, ErrorKind.TEMPORARY)
+            return
+        if health.status != "pass":
+            detail = f"unhealthy: HTTP 200 {health.message}"
+            report.add(name, FAIL, detail, ErrorKind.TEMPORARY)
+            return
+        report.add(name, OK, f"healthy (version {health.version or 'unknown'})")
 
-    # No retries: a check must answer quickly, and the parser retries on its own.
-    writer = InfluxWriter(Settings({**settings.values, "INFLUXDB_MAX_RETRIES": 0}))
-    try:
-        org = settings["INFLUXDB_ORG"]
+        org = settings.org
         try:
             writer.check()
         except WriteError as error:
             report.add(f"InfluxDB organization {org!r}", FAIL, str(error), _influx_failure(error))
             return
         report.add(f"InfluxDB organization {org!r}", OK, "found with INFLUXDB_ADMIN_TOKEN")
-        bucket = settings["TSV_META_BUCKET"]
+        bucket = settings.meta_bucket
         try:
             writer.ensure_bucket(bucket)
             record = format_point(
@@ -145,82 +133,77 @@ def check_influxdb(settings: Settings, report: _Report) -> None:
         writer.close()
 
 
-def check_grafana(settings: Settings, report: _Report) -> None:
+def check_grafana(settings: GrafanaSettings, report: _Report) -> None:
     """Health endpoint, then the admin login (basic auth), then the optional API token."""
-    url = settings["GRAFANA_URL"]
-    name = f"Grafana {url}"
+    client = GrafanaClient.from_settings(settings, timeout=GRAFANA_TIMEOUT_S)
+    name = f"Grafana {client.url}"
     try:
-        response = requests.get(f"{url}/api/health", timeout=GRAFANA_TIMEOUT_S)
-    except requests.RequestException as error:
-        report.add(name, FAIL, f"cannot connect ({_short(error)})", UNREACHABLE)
+        status, body = client.call("GET", "/api/health")
+    except GrafanaError as error:
+        if error.status is None:
+            report.add(name, FAIL, f"cannot connect ({_cause(error)})", ErrorKind.TEMPORARY)
+        else:
+            database = _field(error.body, "database", "?")
+            detail = f"unhealthy: HTTP {error.status}, database {database}"
+            report.add(name, FAIL, detail, ErrorKind.TEMPORARY)
         return
-    body = _json(response)
-    if response.status_code != 200 or body.get("database") != "ok":
-        report.add(
-            name,
-            FAIL,
-            f"unhealthy: HTTP {response.status_code}, database {body.get('database', '?')}",
-            UNREACHABLE,
-        )
+    if status != 200 or _field(body, "database", "?") != "ok":
+        detail = f"unhealthy: HTTP {status}, database {_field(body, 'database', '?')}"
+        report.add(name, FAIL, detail, ErrorKind.TEMPORARY)
         return
-    report.add(name, OK, f"healthy (version {body.get('version', 'hidden')})")
+    report.add(name, OK, f"healthy (version {_field(body, 'version', 'hidden')})")
 
-    login = settings["GRAFANA_USERNAME"]
-    check = f"Grafana login {login!r}"
+    check = f"Grafana login {settings.username!r}"
     try:
-        response = requests.get(
-            f"{url}/api/user",
-            auth=(login, settings["GRAFANA_PASSWORD"]),
-            timeout=GRAFANA_TIMEOUT_S,
-        )
-    except requests.RequestException as error:
-        report.add(check, FAIL, f"cannot connect ({_short(error)})", UNREACHABLE)
+        status, me = client.call("GET", "/api/user", accept=(401, 403))
+    except GrafanaError as error:
+        if error.status is None:
+            report.add(check, FAIL, f"cannot connect ({_cause(error)})", ErrorKind.TEMPORARY)
+        else:
+            detail = f"unexpected answer HTTP {error.status}"
+            report.add(check, FAIL, detail, ErrorKind.TEMPORARY)
         return
-    if response.status_code in (401, 403):
+    if status in (401, 403):
         report.add(
             check,
             FAIL,
-            f"refused (HTTP {response.status_code}): check GRAFANA_USERNAME and GRAFANA_PASSWORD",
-            REFUSED,
+            f"refused (HTTP {status}): check GRAFANA_USERNAME and GRAFANA_PASSWORD",
+            ErrorKind.CONFIGURATION,
         )
         return
-    if response.status_code != 200:
-        report.add(check, FAIL, f"unexpected answer HTTP {response.status_code}", UNREACHABLE)
+    if status != 200:
+        report.add(check, FAIL, f"unexpected answer HTTP {status}", ErrorKind.TEMPORARY)
         return
-    if not _json(response).get("isGrafanaAdmin"):
+    if not _field(me, "isGrafanaAdmin", False):
         report.add(
             check,
             FAIL,
             "accepted, but not a Grafana server admin: the playbooks cannot create organizations",
-            REFUSED,
+            ErrorKind.CONFIGURATION,
         )
         return
     report.add(check, OK, "accepted, Grafana server admin")
 
-    token = settings["GRAFANA_API_TOKEN"]
-    if not token:
+    if not settings.api_token:
         return
     try:
-        response = requests.get(
-            f"{url}/api/org",
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=GRAFANA_TIMEOUT_S,
-        )
-    except requests.RequestException as error:
-        report.add("Grafana API token", FAIL, f"cannot connect ({_short(error)})", UNREACHABLE)
+        status, org = client.with_token(settings.api_token).call("GET", "/api/org")
+    except GrafanaError as error:
+        if error.status is None:
+            detail, kind = f"cannot connect ({_cause(error)})", ErrorKind.TEMPORARY
+        else:
+            detail = f"refused (HTTP {error.status}): check GRAFANA_API_TOKEN or leave it empty"
+            kind = ErrorKind.CONFIGURATION
+        report.add("Grafana API token", FAIL, detail, kind)
         return
-    if response.status_code != 200:
-        report.add(
-            "Grafana API token",
-            FAIL,
-            f"refused (HTTP {response.status_code}): check GRAFANA_API_TOKEN or leave it empty",
-            REFUSED,
-        )
+    if status != 200:
+        detail = f"refused (HTTP {status}): check GRAFANA_API_TOKEN or leave it empty"
+        report.add("Grafana API token", FAIL, detail, ErrorKind.CONFIGURATION)
         return
-    report.add("Grafana API token", OK, f"accepted in organization {_json(response).get('name')!r}")
+    report.add("Grafana API token", OK, f"accepted in organization {_field(org, 'name', None)!r}")
 
 
-def run_health_check(settings: Settings, out: TextIO) -> int:
+def run_health_check(settings: Settings, out: TextIO) -> ExitCode:
     """Check settings, InfluxDB and Grafana; print one line per check to ``out``.
 
     Returns 0 only when every check passed; otherwise the exit code described in the module
@@ -229,29 +212,27 @@ def run_health_check(settings: Settings, out: TextIO) -> int:
     """
     report = _Report(out)
     print("PowerView health check", file=out)
-    missing = missing_settings(settings)
+    missing = settings.missing_in(*REQUIRED_GROUPS)
     if missing:
-        report.add("settings", FAIL, "not set: " + ", ".join(missing), SETTINGS)
+        report.add("settings", FAIL, "not set: " + ", ".join(missing), ErrorKind.USAGE)
     else:
         report.add("settings", OK, "every required variable is set and well-formed")
-    influx_missing = missing_settings(settings, ("influxdb",))
-    grafana_missing = missing_settings(settings, ("grafana",))
-    if influx_missing:
+    if settings.missing_in("influxdb"):
         report.add("InfluxDB", SKIP, "settings missing")
     else:
-        check_influxdb(settings, report)
-    if grafana_missing:
+        check_influxdb(settings.influx, report)
+    if settings.missing_in("grafana"):
         report.add("Grafana", SKIP, "settings missing")
     else:
-        check_grafana(settings, report)
+        check_grafana(settings.grafana, report)
     code = report.exit_code()
     failed = sum(result.outcome == FAIL for result in report.results)
-    verdict = "all good" if code == EXIT_OK else f"{failed} check(s) failed"
-    print(f"result: {verdict} (exit code {code})", file=out)
+    verdict = "all good" if code == ExitCode.OK else f"{failed} check(s) failed"
+    print(f"result: {verdict} (exit code {code:d})", file=out)
     return code
 
 
-def check_from_environment(out: TextIO, environ: Mapping[str, str] | None = None) -> int:
+def check_from_environment(out: TextIO, environ: Mapping[str, str] | None = None) -> ExitCode:
     """Load the settings as the parser does, then ``run_health_check``.
 
     A malformed value (``INFLUXDB_HOST=localhost``, say) makes the whole settings load fail;
@@ -264,20 +245,23 @@ def check_from_environment(out: TextIO, environ: Mapping[str, str] | None = None
         print("PowerView health check", file=out)
         report = _Report(out)
         for problem in error.problems:
-            report.add("settings", FAIL, problem, SETTINGS)
+            report.add("settings", FAIL, problem, ErrorKind.USAGE)
         report.add("InfluxDB", SKIP, "settings malformed")
         report.add("Grafana", SKIP, "settings malformed")
-        print(f"result: settings malformed (exit code {EXIT_USAGE})", file=out)
-        return EXIT_USAGE
+        print(f"result: settings malformed (exit code {ExitCode.USAGE:d})", file=out)
+        return ExitCode.USAGE
     return run_health_check(settings, out)
 
 
-def _json(response: requests.Response) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
+def _field(body: Any, name: str, default: Any) -> Any:
+    """``body[name]`` when Grafana answered a JSON object, else ``default``."""
+    return body.get(name, default) if isinstance(body, dict) else default
+
+
+def _cause(error: GrafanaError) -> str:
+    """Why Grafana could not be reached (``Connection refused``...)."""
+    cause = error.__cause__
+    return _short(getattr(cause, "reason", cause) or error)
 
 
 def _short(error: BaseException) -> str:

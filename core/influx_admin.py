@@ -9,10 +9,12 @@ the description is how the token is found again. InfluxDB OSS up to 2.8 lists to
 an existing token can be handed out again; OSS 2.9 stores tokens hashed by default (and Cloud
 redacts them), so a listed value is only trusted after it has been tried against the bucket.
 
-Failures become ``InfluxAdminError`` with a ``kind`` that tells the caller what to do:
-``configuration`` (401/403, unknown org: fix the settings, retrying will not help),
-``temporary`` (unreachable, timeout, 429, 5xx: try again later), ``refused`` (a company name
-that may not become a bucket: nothing was created), ``other``.
+The clients come from ``core/influx_client.py`` (``connect``). Failures become
+``InfluxAdminError`` with an ``ErrorKind`` that tells the caller what to do: ``configuration``
+(401/403, unknown org: fix the settings, retrying will not help), ``temporary`` (unreachable,
+timeout, 429, 5xx: try again later), ``usage`` (a company name that may not become a bucket:
+nothing was created; ``code`` says why), ``unexpected`` (an answer this module does not
+expect).
 
 Answers of InfluxDB OSS 2.7 this module relies on (read in influxdata/influxdb, tag v2.7.12):
 
@@ -30,13 +32,11 @@ Answers of InfluxDB OSS 2.7 this module relies on (read in influxdata/influxdb, 
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TypeVar
 
-import urllib3
 from influxdb_client import (
     Authorization,
     BucketRetentionRules,
@@ -44,15 +44,17 @@ from influxdb_client import (
     Permission,
     PermissionResource,
 )
-from influxdb_client.client.exceptions import InfluxDBError
-from influxdb_client.rest import ApiException
 
+from core.influx_client import (
+    CLIENT_ERRORS,
+    classify_error,
+    describe_error,
+    status_of,
+    with_token,
+)
 from core.names import company_case_conflict, reserved_company_reason
+from core.outcomes import ErrorKind
 
-CONFIGURATION = "configuration"
-TEMPORARY = "temporary"
-REFUSED = "refused"
-OTHER = "other"
 READ_TOKEN_PREFIX = "powerview_token_for_bucket_"
 
 log = logging.getLogger("powerview.influx_admin")
@@ -60,81 +62,21 @@ T = TypeVar("T")
 
 
 class InfluxAdminError(RuntimeError):
-    """An InfluxDB call that failed; ``kind`` is configuration, temporary or other."""
+    """An InfluxDB call that failed: its kind (see the module docstring), the HTTP status when
+    the server answered, and for a refused company name the ``code`` of the refusal."""
 
     def __init__(
-        self, message: str, kind: str, status: int | None = None, code: str | None = None
+        self, message: str, kind: ErrorKind, status: int | None = None, code: str | None = None
     ) -> None:
         super().__init__(message)
         self.kind = kind
         self.status = status
         self.code = code
 
-    @property
-    def is_permission(self) -> bool:
-        """True when the server refused the token (401/403)."""
-        return self.status in (401, 403)
-
-
-def _status_of(error: BaseException) -> int | None:
-    status = getattr(error, "status", None)
-    if isinstance(status, int):
-        return status
-    response = getattr(error, "response", None)
-    status = getattr(response, "status", None)
-    return status if isinstance(status, int) else None
-
-
-def classify_error(error: BaseException) -> str:
-    """The kind of an exception raised by influxdb-client or urllib3 (see module docstring)."""
-    status = _status_of(error)
-    if status is not None:
-        if status == 429 or status >= 500:
-            return TEMPORARY
-        if status in (401, 403):
-            return CONFIGURATION
-        return OTHER
-    if isinstance(error, urllib3.exceptions.HTTPError | OSError | TimeoutError):
-        return TEMPORARY
-    return OTHER
-
-
-def _server_message(error: BaseException) -> str:
-    body = getattr(error, "body", None)
-    if body:
-        try:
-            return str(json.loads(body).get("message") or body)
-        except (ValueError, AttributeError):
-            return str(body)
-    message = getattr(error, "message", None)
-    return str(message or error)
-
-
-def describe_error(error: BaseException, url: str) -> str:
-    """A one-line explanation of a failed call, for an operator."""
-    status = _status_of(error)
-    if status == 401:
-        return f"InfluxDB refused the token (HTTP 401: {_server_message(error)})"
-    if status == 403:
-        return f"the token lacks a permission (HTTP 403: {_server_message(error)})"
-    if status is not None:
-        return f"InfluxDB answered HTTP {status}: {_server_message(error)}"
-    if isinstance(error, urllib3.exceptions.NewConnectionError | ConnectionError):
-        reason = str(error).rsplit(": ", 1)[-1]
-        return f"cannot reach InfluxDB at {url} ({reason})"
-    if isinstance(error, urllib3.exceptions.TimeoutError | TimeoutError):
-        return f"InfluxDB at {url} did not answer in time ({error})"
-    if isinstance(error, urllib3.exceptions.HTTPError | OSError):
-        return f"cannot reach InfluxDB at {url} ({error.__class__.__name__}: {error})"
-    return f"{error.__class__.__name__}: {error}"
-
-
-CLIENT_ERRORS = (ApiException, InfluxDBError, urllib3.exceptions.HTTPError, OSError)
-
 
 def _failure(client: InfluxDBClient, doing: str, error: BaseException) -> InfluxAdminError:
     return InfluxAdminError(
-        f"{doing}: {describe_error(error, client.url)}", classify_error(error), _status_of(error)
+        f"{doing}: {describe_error(error, client.url)}", classify_error(error), status_of(error)
     )
 
 
@@ -146,33 +88,17 @@ def _call(client: InfluxDBClient, doing: str, call: Callable[[], T]) -> T:
         raise _failure(client, doing, error) from error
 
 
-def make_client(
-    url: str,
-    token: str,
-    org: str | None = None,
-    timeout_s: float = 30.0,
-    enable_gzip: bool = False,
-) -> InfluxDBClient:
-    """A client with an explicit timeout (0: none) and no hidden retries on admin calls.
-
-    Admin calls are few and idempotent; a caller that wants to retry decides so from the
-    error kind instead of waiting behind urllib3's own retries.
-    """
-    timeout_ms = int(timeout_s * 1000) if timeout_s > 0 else None
-    return InfluxDBClient(
-        url=url, token=token, org=org, timeout=timeout_ms, enable_gzip=enable_gzip, retries=False
-    )
-
-
 def find_org_id(client: InfluxDBClient, org_name: str) -> str:
     """The ID of an organization by name; a configuration error when it does not exist."""
     doing = f"looking up organization {org_name!r}"
     try:
         orgs = client.organizations_api().find_organizations(org=org_name)
     except CLIENT_ERRORS as error:
-        if _status_of(error) == 404:
+        if status_of(error) == 404:
             raise InfluxAdminError(
-                f"{doing}: the organization does not exist (check INFLUXDB_ORG)", CONFIGURATION, 404
+                f"{doing}: the organization does not exist (check INFLUXDB_ORG)",
+                ErrorKind.CONFIGURATION,
+                404,
             ) from error
         raise _failure(client, doing, error) from error
     for org in orgs:
@@ -181,7 +107,7 @@ def find_org_id(client: InfluxDBClient, org_name: str) -> str:
     raise InfluxAdminError(
         f"{doing}: no such organization is visible to this token (it does not exist, or the "
         "token may not read it; check INFLUXDB_ORG and INFLUXDB_ADMIN_TOKEN)",
-        CONFIGURATION,
+        ErrorKind.CONFIGURATION,
     )
 
 
@@ -195,7 +121,7 @@ def find_bucket_id(client: InfluxDBClient, org_id: str, name: str) -> str | None
     try:
         found = client.buckets_api().find_buckets(org_id=org_id, name=name).buckets
     except CLIENT_ERRORS as error:
-        if _status_of(error) == 404:
+        if status_of(error) == 404:
             return None
         raise _failure(client, doing, error) from error
     for bucket in found or []:
@@ -224,7 +150,7 @@ def _create_bucket(client: InfluxDBClient, org_id: str, name: str, retention_sec
             bucket_name=name, org=org_id, retention_rules=rules
         )
     except CLIENT_ERRORS as error:
-        if _status_of(error) in (409, 422):
+        if status_of(error) in (409, 422):
             bucket_id = find_bucket_id(client, org_id, name)
             if bucket_id is not None:
                 return bucket_id
@@ -254,11 +180,11 @@ def ensure_company_bucket(
 
     A reserved name (the meta bucket without regard to case, a leading ``_``...) or a name that
     equals an existing bucket of another spelling (``ACME`` beside ``acme``) is refused with
-    kind ``refused`` before anything is created.
+    kind ``usage`` before anything is created.
     """
     reason = reserved_company_reason(name, meta_bucket)
     if reason is not None:
-        raise InfluxAdminError(reason, REFUSED, code="reserved_company_name")
+        raise InfluxAdminError(reason, ErrorKind.USAGE, code="reserved_company_name")
     bucket_id = find_bucket_id(client, org_id, name)
     if bucket_id is not None:
         return bucket_id
@@ -267,7 +193,7 @@ def ensure_company_bucket(
         raise InfluxAdminError(
             f"company name {name!r} differs from the existing company {other!r} only by case: "
             f"rename the folder to {other!r} (company names are compared without case)",
-            REFUSED,
+            ErrorKind.USAGE,
             code="company_case_conflict",
         )
     return _create_bucket(client, org_id, name, retention_seconds)
@@ -310,12 +236,11 @@ def token_works(client: InfluxDBClient, token: str | None, bucket_id: str) -> bo
     """Whether ``token`` really reads the bucket (a listed value may be a hash placeholder)."""
     if not token:
         return False
-    timeout_s = (client.conf.timeout or 0) / 1000
-    with make_client(client.url, token, timeout_s=timeout_s) as probe:
+    with with_token(client, token) as probe:
         try:
             probe.buckets_api().find_bucket_by_id(bucket_id)
         except CLIENT_ERRORS as error:
-            if _status_of(error) in (400, 401, 403, 404):
+            if status_of(error) in (400, 401, 403, 404):
                 return False
             raise _failure(client, "trying a listed token", error) from error
     return True
@@ -354,7 +279,7 @@ def create_read_token(
     if not created.token:
         raise InfluxAdminError(
             f"creating the read token of bucket {bucket_name!r}: the server returned no token",
-            OTHER,
+            ErrorKind.UNEXPECTED,
         )
     return created
 
@@ -366,7 +291,7 @@ def delete_tokens(client: InfluxDBClient, authorizations: list[Authorization]) -
         try:
             client.authorizations_api().delete_authorization(authorization.id)
         except CLIENT_ERRORS as error:
-            if _status_of(error) != 404:
+            if status_of(error) != 404:
                 raise _failure(client, f"deleting token {authorization.id}", error) from error
         deleted.append(authorization.id)
     return deleted
@@ -417,13 +342,3 @@ def rotate_read_token(
     created = create_read_token(client, org_id, bucket_id, bucket_name)
     replaced = delete_tokens(client, [a for a in existing if a.id != created.id])
     return TokenOutcome(created.token, created.id, "rotated" if replaced else "created", replaced)
-
-
-def as_dict(outcome: TokenOutcome) -> dict[str, Any]:
-    """The outcome without the token value, for logs and reports."""
-    return {
-        "authorization_id": outcome.authorization_id,
-        "action": outcome.action,
-        "replaced": list(outcome.replaced),
-        "unretrievable": outcome.unretrievable,
-    }

@@ -1,15 +1,18 @@
 """Writing line protocol to InfluxDB: bounded gzip batches, retries, classified failures.
 
-Batches go through ``influxdb-client``'s write service as raw line-protocol bytes, compressed
-here with gzip level 1 (the client's own gzip uses level 9, which compresses five times more
-slowly for a few percent of size; line protocol shrinks about 30 times either way) and sent
-with seconds precision. A sender process compresses and sends while the engine parses the
-next batch; at most four batches are in flight, so memory stays bounded.
+The writer receives ``InfluxSettings`` only, and its clients come from
+``core/influx_client.py``: one for the admin calls and queries (no retries), one for writes
+(retried), each made once per process. Batches go through ``influxdb-client``'s write service
+as raw line-protocol bytes, compressed here with gzip level 1 (the client's own gzip uses
+level 9, which compresses five times more slowly for a few percent of size; line protocol
+shrinks about 30 times either way) and sent with seconds precision. A sender process
+compresses and sends while the engine parses the next batch; at most four batches are in
+flight, so memory stays bounded.
 
-Temporary failures (unreachable server, timeouts, 429, 5xx) are retried by the client's
-``WritesRetry`` (exponential backoff, ``Retry-After`` honoured up to the longest backoff).
-When retries are exhausted, or on any other failure, the file's writing stops with a
-``WriteError`` whose ``kind`` tells the caller what to do with the file:
+Temporary failures (unreachable server, timeouts, 429, 5xx) are retried by the write client
+(see ``core/influx_client.py``). When retries are exhausted, or on any other failure, the
+file's writing stops with a ``WriteError`` whose ``kind`` (an ``ErrorKind``) tells the caller
+what to do with the file:
 
 ======================================  =========================================================
 answer of the server                    kind (what happens to the file)
@@ -43,46 +46,38 @@ import logging
 import multiprocessing
 import os
 import signal
-from datetime import datetime, timedelta
 from multiprocessing.connection import Connection
 from multiprocessing.shared_memory import SharedMemory
 from types import TracebackType
 from typing import Any
 
-from influxdb_client import InfluxDBClient
-from influxdb_client.client.write.retry import WritesRetry
 from influxdb_client.service.write_service import WriteService
 
 from core.influx_admin import (
-    CLIENT_ERRORS,
-    CONFIGURATION,
-    REFUSED,
-    TEMPORARY,
     InfluxAdminError,
-    classify_error,
-    describe_error,
     ensure_bucket,
     ensure_company_bucket,
     find_org_id,
 )
-from core.settings import Settings
+from core.influx_client import CLIENT_ERRORS, classify_error, connect, describe_error
+from core.outcomes import ErrorKind
+from core.settings import InfluxSettings
 
 log = logging.getLogger("powerview.influx")
 
-DATA = "data"
 _GZIP_LEVEL = 1
 # Answers that belong to the file's content (see the module docstring).
 _DATA_STATUSES = {400: "rejected_by_influxdb", 413: "request_too_large", 422: "partial_write"}
 
 
 class WriteError(RuntimeError):
-    """Writing failed; ``kind`` is ``temporary``, ``configuration`` or ``data``.
+    """Writing failed; ``kind`` is ``ErrorKind.TEMPORARY``, ``CONFIGURATION`` or ``DATA``.
 
     ``code`` names a ``data`` failure for the file's ``.error.json`` (``partial_write``,
     ``request_too_large``, ``rejected_by_influxdb``, ``reserved_company_name``...).
     """
 
-    def __init__(self, message: str, kind: str, code: str | None = None) -> None:
+    def __init__(self, message: str, kind: ErrorKind, code: str | None = None) -> None:
         super().__init__(message)
         self.kind = kind
         self.code = code
@@ -91,89 +86,87 @@ class WriteError(RuntimeError):
         return (WriteError, (str(self), self.kind, self.code))
 
 
-class _RequestRetry(WritesRetry):
-    """WritesRetry whose time budget starts with each request, not with the client.
-
-    The library computes the ``max_retry_time`` deadline once, when the retry object is
-    made; passed to a client that lives for a whole sweep, the budget would run out after
-    a few minutes and a later failure would not be retried at all. A ``Retry-After`` longer
-    than the longest backoff is cut to it, so one answer cannot stall a sweep for an hour.
-    """
-
-    def increment(self, *args: Any, **kwargs: Any) -> WritesRetry:
-        if not self.history:
-            self.retry_timeout = datetime.now() + timedelta(seconds=self.max_retry_time)
-        return super().increment(*args, **kwargs)
-
-    def get_retry_after(self, response: Any) -> float | None:
-        retry_after = super().get_retry_after(response)
-        if retry_after is None:
-            return None
-        return min(retry_after, self.max_retry_delay)
-
-
 def _write_error(error: BaseException, url: str, doing: str) -> WriteError:
     """Classify a failed write for the file lifecycle."""
     status = getattr(error, "status", None)
     message = f"{doing}: {describe_error(error, url)}"
     if status in _DATA_STATUSES:
-        return WriteError(message, DATA, _DATA_STATUSES[status])
+        return WriteError(message, ErrorKind.DATA, _DATA_STATUSES[status])
     if status == 404:
         # The bucket vanished or the token cannot see it: not solved by retrying the file.
-        return WriteError(message, CONFIGURATION)
+        return WriteError(message, ErrorKind.CONFIGURATION)
     kind = classify_error(error)
-    return WriteError(message, kind if kind in (TEMPORARY, CONFIGURATION) else TEMPORARY)
+    if kind == ErrorKind.CONFIGURATION:
+        return WriteError(message, kind)
+    return WriteError(message, ErrorKind.TEMPORARY)
+
+
+def _admin_write_error(error: InfluxAdminError) -> WriteError:
+    """An admin call's failure, for a writer: an answer it does not expect stops the run as a
+    configuration problem would (retrying the file would meet it again)."""
+    if error.kind == ErrorKind.USAGE:  # a company name refused: the file's own problem
+        return WriteError(str(error), ErrorKind.DATA, error.code)
+    if error.kind == ErrorKind.TEMPORARY:
+        return WriteError(str(error), ErrorKind.TEMPORARY)
+    return WriteError(str(error), ErrorKind.CONFIGURATION)
+
+
+class _Poster:
+    """Sends gzip batches through the write client (retried): the parent's inline files and
+    the health check, or the sender process's batches."""
+
+    def __init__(self, settings: InfluxSettings) -> None:
+        self.url = settings.url
+        self.org = settings.org
+        self.client = connect(settings, retry_writes=True)
+        self._service = WriteService(self.client.api_client)
+
+    def post(self, bucket: str, body: bytes | memoryview, precision: str = "s") -> None:
+        """Send one batch and wait for the answer (retries included)."""
+        compressed = gzip.compress(body, compresslevel=_GZIP_LEVEL, mtime=0)
+        try:
+            self._service.post_write(
+                org=self.org,
+                bucket=bucket,
+                body=compressed,
+                precision=precision,
+                content_encoding="gzip",
+                content_type="text/plain; charset=utf-8",
+            )
+        except CLIENT_ERRORS as error:
+            raise _write_error(error, self.url, f"writing to bucket {bucket!r}") from error
+
+    def close(self) -> None:
+        self.client.close()
 
 
 class InfluxWriter:
-    """One connection to InfluxDB for a whole run: buckets checked once, files written."""
+    """One connection to InfluxDB for a whole run: buckets checked once, files written.
 
-    def __init__(self, settings: Settings) -> None:
-        self.url = settings.influxdb_url
-        self.org = settings["INFLUXDB_ORG"]
-        self.retention_s = settings["INFLUXDB_BUCKET_RETENTION"]
-        timeout_s = settings["INFLUXDB_TIMEOUT_S"]
-        interval_s = settings["INFLUXDB_RETRY_INTERVAL_MS"] / 1000
-        max_retries = settings["INFLUXDB_MAX_RETRIES"]
-        max_delay_s = interval_s * 2 ** max(max_retries, 1)
-        retry = _RequestRetry(
-            total=max_retries,
-            retry_interval=interval_s,
-            max_retry_delay=max_delay_s,
-            max_retry_time=max_delay_s * (max_retries + 1) + timeout_s * (max_retries + 1),
-            exponential_base=2,
-            allowed_methods=frozenset({"POST"}),
-            raise_on_status=True,
-        )
-        self.client = InfluxDBClient(
-            url=self.url,
-            token=settings["INFLUXDB_ADMIN_TOKEN"],
-            org=self.org,
-            timeout=int(timeout_s * 1000) if timeout_s else None,
-            retries=retry if max_retries else False,
-        )
-        self._admin = InfluxDBClient(
-            url=self.url,
-            token=settings["INFLUXDB_ADMIN_TOKEN"],
-            org=self.org,
-            timeout=int(timeout_s * 1000) if timeout_s else None,
-            retries=False,
-        )
-        self._service = WriteService(self.client.api_client)
-        self._settings = settings
+    ``admin`` is the client of the admin calls and queries (no retries): the health check
+    reads the server's health through it.
+    """
+
+    def __init__(self, settings: InfluxSettings) -> None:
+        self.settings = settings
+        self.url = settings.url
+        self.org = settings.org
+        self.retention_s = settings.bucket_retention_s
+        self.meta_bucket = settings.meta_bucket
+        self.batch_points = settings.batch_size
+        self.admin = connect(settings)
+        self._poster = _Poster(settings)
         self._sender: BatchSender | None = None
         self._org_id: str | None = None
         self._buckets: dict[str, str] = {}
         self._refused: dict[str, WriteError] = {}
-        self.meta_bucket = settings["TSV_META_BUCKET"]
-        self.batch_points = settings["INFLUXDB_BATCH_SIZE"]
 
     def close(self) -> None:
         if self._sender is not None:
             self._sender.close()
             self._sender = None
-        self.client.close()
-        self._admin.close()
+        self._poster.close()
+        self.admin.close()
 
     def __enter__(self) -> InfluxWriter:
         return self
@@ -189,11 +182,13 @@ class InfluxWriter:
     # -- set-up -------------------------------------------------------------------------
     def check(self) -> None:
         """Reach the server and find the org, before any file is touched."""
+        self._org_id = self._find_org_id()
+
+    def _find_org_id(self) -> str:
         try:
-            self._org_id = find_org_id(self._admin, self.org)
+            return find_org_id(self.admin, self.org)
         except InfluxAdminError as error:
-            kind = error.kind if error.kind != "other" else CONFIGURATION
-            raise WriteError(str(error), kind) from error
+            raise _admin_write_error(error) from error
 
     def ensure_bucket(self, name: str) -> str:
         """The bucket's ID, created when missing; looked up once per run.
@@ -223,51 +218,38 @@ class InfluxWriter:
         if bucket_id is not None and (not company or name != self.meta_bucket):
             return bucket_id
         if self._org_id is None:
-            self.check()
-        org_id: str = self._org_id  # type: ignore[assignment]
+            self._org_id = self._find_org_id()
+        org_id = self._org_id
         try:
             if company:
                 bucket_id = ensure_company_bucket(
-                    self._admin, org_id, name, self.retention_s, self.meta_bucket
+                    self.admin, org_id, name, self.retention_s, self.meta_bucket
                 )
             else:
-                bucket_id = ensure_bucket(self._admin, org_id, name, self.retention_s)
+                bucket_id = ensure_bucket(self.admin, org_id, name, self.retention_s)
         except InfluxAdminError as error:
-            if error.kind == REFUSED:
-                refused = WriteError(str(error), DATA, error.code)
-                self._refused[name] = refused
-                raise refused from error
-            kind = error.kind if error.kind != "other" else CONFIGURATION
-            raise WriteError(str(error), kind) from error
+            failure = _admin_write_error(error)
+            if failure.kind == ErrorKind.DATA:
+                self._refused[name] = failure
+            raise failure from error
         self._buckets[name] = bucket_id
         return bucket_id
 
     # -- writing ------------------------------------------------------------------------
     def write_now(self, bucket: str, body: bytes | memoryview, precision: str = "s") -> None:
         """Send one batch and wait for the answer (retries included)."""
-        compressed = gzip.compress(body, compresslevel=_GZIP_LEVEL, mtime=0)
-        try:
-            self._service.post_write(
-                org=self.org,
-                bucket=bucket,
-                body=compressed,
-                precision=precision,
-                content_encoding="gzip",
-                content_type="text/plain; charset=utf-8",
-            )
-        except CLIENT_ERRORS as error:
-            raise _write_error(error, self.url, f"writing to bucket {bucket!r}") from error
+        self._poster.post(bucket, body, precision)
 
     def file_writer(self, bucket: str) -> FileWriter:
         """A writer for one file's batches into ``bucket`` (which must exist)."""
         if self._sender is None:
-            self._sender = BatchSender(self._settings)
+            self._sender = BatchSender(self.settings)
         return FileWriter(self._sender, bucket, self.batch_points)
 
     def query_count(self, flux: str) -> int:
         """The single number a counting Flux query returns (0 when no table comes back)."""
         try:
-            tables = self._admin.query_api().query(flux, org=self.org)
+            tables = self.admin.query_api().query(flux, org=self.org)
         except CLIENT_ERRORS as error:
             raise _write_error(error, self.url, "reading back the points") from error
         return int(sum(record.get_value() or 0 for table in tables for record in table.records))
@@ -329,16 +311,17 @@ class BatchSender:
 
     In one process, a sender thread loses most of its time waiting for the GIL, which the
     parsing thread holds: gzip and HTTP and parsing took turns instead of overlapping (about
-    0.9 M values/s end to end, against 1.6 M here). The child has its own client, with the
-    same settings and retries. Batches travel through shared memory (a few slots of 8 MB;
-    a larger batch goes through the pipe), and each batch is acknowledged in order, so the
-    parent knows which file a failure belongs to and how many points each file wrote.
+    0.9 M values/s end to end, against 1.6 M here). The child gets the ``InfluxSettings`` and
+    makes its own write client, with the same retries (a client is not shared across fork).
+    Batches travel through shared memory (a few slots of 8 MB; a larger batch goes through the
+    pipe), and each batch is acknowledged in order, so the parent knows which file a failure
+    belongs to and how many points each file wrote.
     """
 
     SLOTS = 4
     SLOT_BYTES = 8 << 20
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: InfluxSettings) -> None:
         context = multiprocessing.get_context("fork")
         try:
             self._memory: SharedMemory | None = SharedMemory(
@@ -371,16 +354,16 @@ class BatchSender:
             self._collect()
         slot = self._free.pop()
         inline: bytes | None = body
-        if self._memory is not None and len(body) <= self.SLOT_BYTES:
+        shared = self._memory.buf if self._memory is not None else None
+        if shared is not None and len(body) <= self.SLOT_BYTES:
             offset = slot * self.SLOT_BYTES
-            self._memory.buf[offset : offset + len(body)] = body
+            shared[offset : offset + len(body)] = body
             inline = None
         self._in_flight[slot] = (file, body.count(b"\n"))
         try:
             self._conn.send((slot, len(body), file.bucket, inline))
         except OSError as error:
-            self._fail(f"the sender process is gone ({error})")
-            raise self._broken from error  # type: ignore[misc]
+            raise self._fail(f"the sender process is gone ({error})") from error
 
     def drain(self) -> None:
         while self._in_flight:
@@ -399,12 +382,14 @@ class BatchSender:
         elif file.error is None:
             file.error = WriteError(message, kind, code)
 
-    def _fail(self, message: str) -> None:
-        self._broken = WriteError(message, TEMPORARY)
+    def _fail(self, message: str) -> WriteError:
+        """Fail every batch in flight, and every later one, with ``message``."""
+        broken = self._broken = WriteError(message, ErrorKind.TEMPORARY)
         for file, _ in self._in_flight.values():
-            file.error = file.error or self._broken
+            file.error = file.error or broken
         self._in_flight.clear()
         self._free = list(range(self.SLOTS))
+        return broken
 
     def close(self) -> None:
         if self._broken is None:
@@ -445,22 +430,23 @@ def _close_inherited_descriptors(keep: set[int]) -> None:
 
 
 def _sender_main(
-    conn: Connection, memory: SharedMemory | None, settings: Settings, parent_pid: int
+    conn: Connection, memory: SharedMemory | None, settings: InfluxSettings, parent_pid: int
 ) -> None:
     """The sender process: one message in, one write, one acknowledgement out, in order."""
     _die_with_parent(parent_pid)
     _close_inherited_descriptors({conn.fileno()})
-    writer = InfluxWriter(settings)
+    poster = _Poster(settings)
+    shared = memory.buf if memory is not None else None
     try:
         while (message := conn.recv()) is not None:
             slot, length, bucket, inline = message
-            if inline is None:
+            if inline is None and shared is not None:
                 offset = slot * BatchSender.SLOT_BYTES
-                body: bytes | memoryview = memory.buf[offset : offset + length]  # type: ignore[union-attr]
-            else:
+                body: bytes | memoryview = shared[offset : offset + length]
+            else:  # without shared memory, every batch comes through the pipe
                 body = inline
             try:
-                writer.write_now(bucket, body)
+                poster.post(bucket, body)
                 conn.send((slot, None, None, None))
             except WriteError as error:
                 conn.send((slot, error.kind, str(error), error.code))
@@ -470,4 +456,4 @@ def _sender_main(
     except (EOFError, KeyboardInterrupt):
         pass
     finally:
-        writer.close()
+        poster.close()

@@ -4,6 +4,20 @@ Every variable PowerView reads is declared once in ``VARIABLES`` with its defaul
 the README's configuration table and ``.env.sample`` are checked against this list by the
 tests. Values in the process environment win over the ``.env`` file, so a deployment can keep
 secrets in ``.env`` and an operator can still override one setting for a single run.
+
+An entry point calls ``load_settings`` once and hands each component its own typed, frozen
+section, never the whole:
+
+- ``InfluxSettings``: the InfluxDB client and writer (``core/influx_client.py``,
+  ``core/influx_writer.py``), the admin functions, ``manage_influx_tokens.py``;
+- ``ParserSettings``: how files are read and runs are reported (``tsv_parser.py``, the
+  drainer; ``ParseOptions.from_settings`` in ``core/engine.py``);
+- ``GrafanaSettings``: the Grafana client (``core/grafana_client.py``), the playbooks'
+  modules and the dashboards.
+
+Rules that involve more than one variable live in the loader only: ``INFLUXDB_HOST`` falls back
+to ``INFLUXDB_URL`` there, and ``Settings.missing`` names what is unset, so no reader checks a
+variable by name.
 """
 
 from __future__ import annotations
@@ -312,6 +326,78 @@ VARIABLES: tuple[Variable, ...] = (
 VARIABLES_BY_NAME = {variable.name: variable for variable in VARIABLES}
 
 
+def _default(name: str) -> Any:
+    """The parsed default of a declared variable: the sections' defaults come from the table."""
+    variable = VARIABLES_BY_NAME[name]
+    return variable.parse(variable.default) if variable.default else variable.default
+
+
+@dataclass(frozen=True)
+class InfluxSettings:
+    """How to reach InfluxDB and write to it. ``url``, ``org`` and ``token`` are "" when unset
+    (a dry run needs none of them); ``url`` is INFLUXDB_HOST, else INFLUXDB_URL."""
+
+    url: str = ""
+    org: str = ""
+    token: str = field(default="", repr=False)
+    bucket_retention_s: int = _default("INFLUXDB_BUCKET_RETENTION")
+    timeout_s: float = _default("INFLUXDB_TIMEOUT_S")
+    batch_size: int = _default("INFLUXDB_BATCH_SIZE")
+    inline_max_bytes: int = _default("INFLUXDB_INLINE_MAX_BYTES")
+    max_retries: int = _default("INFLUXDB_MAX_RETRIES")
+    retry_interval_ms: int = _default("INFLUXDB_RETRY_INTERVAL_MS")
+    meta_bucket: str = _default("TSV_META_BUCKET")
+
+
+@dataclass(frozen=True)
+class ParserSettings:
+    """How the parser reads files and where it reports. ``batch_points`` is
+    INFLUXDB_BATCH_SIZE: the engine cuts its batches at the size of a write request."""
+
+    report_dir: str = _default("TSV_REPORT_DIR")
+    log_level: str = _default("TSV_LOG_LEVEL")
+    min_file_age_s: float = _default("TSV_MIN_FILE_AGE_S")
+    timestamp_floor: int = _default("TSV_TIMESTAMP_FLOOR")
+    v002_time_zone: str = _default("TSV_V002_TIMEZONE")
+    skip_zero_rows: bool = _default("TSV_SKIP_ZERO_ROWS")
+    batch_points: int = _default("INFLUXDB_BATCH_SIZE")
+
+    def report_folder(self, data_folder: Path) -> Path:
+        """Where run reports go: TSV_REPORT_DIR, else ``logs/reports`` beside the data folder."""
+        if self.report_dir:
+            return Path(self.report_dir)
+        return data_folder.resolve().parent / "logs" / "reports"
+
+
+@dataclass(frozen=True)
+class GrafanaSettings:
+    """The server admin's connection to Grafana and the dashboards' source and time zone;
+    ``url``, ``username`` and ``password`` are "" when unset."""
+
+    url: str = ""
+    username: str = ""
+    password: str = field(default="", repr=False)
+    api_token: str = field(default="", repr=False)
+    master_dashboard_uid: str = _default("GRAFANA_MASTER_DASHBOARD_UID")
+    master_dashboard_org_id: int = _default("GRAFANA_MASTER_DASHBOARD_ORG_ID")
+    dashboard_timezone: str = _default("GRAFANA_DASHBOARD_TIMEZONE")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The sections, and ``missing``: the variables (in ``VARIABLES`` order) that have no value
+    and no default, whether or not the caller required their group."""
+
+    influx: InfluxSettings = InfluxSettings()
+    parser: ParserSettings = ParserSettings()
+    grafana: GrafanaSettings = GrafanaSettings()
+    missing: tuple[str, ...] = ()
+
+    def missing_in(self, *groups: str) -> list[str]:
+        """The missing variables of ``groups`` (``influxdb``, ``grafana``, ``parser``)."""
+        return [name for name in self.missing if VARIABLES_BY_NAME[name].group in groups]
+
+
 def load_environment(
     dotenv_path: Path | None = None, environ: Mapping[str, str] | None = None
 ) -> dict[str, str]:
@@ -329,29 +415,12 @@ def load_environment(
     return merged
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Typed settings; ``values`` holds every declared variable, parsed."""
-
-    values: Mapping[str, Any] = field(default_factory=dict)
-
-    def __getitem__(self, name: str) -> Any:
-        return self.values[name]
-
-    @property
-    def influxdb_url(self) -> str:
-        return self.values["INFLUXDB_HOST"] or self.values["INFLUXDB_URL"]
-
-
-def load_settings(
-    environ: Mapping[str, str] | None = None, require: tuple[str, ...] = ()
-) -> Settings:
-    """Parse every declared variable; ``require`` names groups (``influxdb``, ``grafana``)
-    whose variables without a default must be set. Raises SettingsError listing all problems.
-    """
-    env = load_environment() if environ is None else dict(environ)
+def _parse_all(env: Mapping[str, str]) -> tuple[dict[str, Any], list[str], list[str]]:
+    """Every declared variable parsed (None: unset or malformed), the problems of the
+    malformed ones, and the names of those that have no value and no default."""
     problems: list[str] = []
     values: dict[str, Any] = {}
+    invalid: set[str] = set()
     for variable in VARIABLES:
         raw = env.get(variable.name)
         if raw is None or raw == "":
@@ -363,15 +432,69 @@ def load_settings(
             values[variable.name] = variable.parse(raw) if raw else raw
         except ValueError as exc:
             values[variable.name] = None
+            invalid.add(variable.name)
             shown = "***" if variable.secret else repr(raw)
             problems.append(f"{variable.name}={shown}: {exc}")
-    invalid = {problem.split("=", 1)[0] for problem in problems}
-    for variable in VARIABLES:
-        missing = values[variable.name] is None and variable.name not in invalid
-        if variable.group in require and missing and variable.name != "INFLUXDB_URL":
-            if variable.name == "INFLUXDB_HOST" and values["INFLUXDB_URL"]:
-                continue
-            problems.append(f"{variable.name} is not set ({variable.description})")
+    # INFLUXDB_URL is only a fallback: INFLUXDB_HOST is missing when neither is set.
+    unset = {name for name, value in values.items() if value is None and name not in invalid}
+    if values["INFLUXDB_URL"] is not None:
+        unset.discard("INFLUXDB_HOST")
+    unset.discard("INFLUXDB_URL")
+    missing = [variable.name for variable in VARIABLES if variable.name in unset]
+    return values, problems, missing
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, require: tuple[str, ...] = ()
+) -> Settings:
+    """Parse every declared variable into the sections; ``require`` names groups
+    (``influxdb``, ``grafana``) whose variables without a default must be set. Raises
+    SettingsError listing all problems."""
+    env = load_environment() if environ is None else dict(environ)
+    values, problems, missing = _parse_all(env)
+    for name in missing:
+        variable = VARIABLES_BY_NAME[name]
+        if variable.group in require:
+            problems.append(f"{name} is not set ({variable.description})")
     if problems:
         raise SettingsError(problems)
-    return Settings(values)
+    return _sections(values, tuple(missing))
+
+
+def _sections(values: Mapping[str, Any], missing: tuple[str, ...]) -> Settings:
+    """The parsed variables sorted into sections; the INFLUXDB_URL fallback is resolved here."""
+
+    def text(name: str) -> str:
+        return values[name] or ""
+
+    influx = InfluxSettings(
+        url=values["INFLUXDB_HOST"] or text("INFLUXDB_URL"),
+        org=text("INFLUXDB_ORG"),
+        token=text("INFLUXDB_ADMIN_TOKEN"),
+        bucket_retention_s=values["INFLUXDB_BUCKET_RETENTION"],
+        timeout_s=values["INFLUXDB_TIMEOUT_S"],
+        batch_size=values["INFLUXDB_BATCH_SIZE"],
+        inline_max_bytes=values["INFLUXDB_INLINE_MAX_BYTES"],
+        max_retries=values["INFLUXDB_MAX_RETRIES"],
+        retry_interval_ms=values["INFLUXDB_RETRY_INTERVAL_MS"],
+        meta_bucket=values["TSV_META_BUCKET"],
+    )
+    parser = ParserSettings(
+        report_dir=text("TSV_REPORT_DIR"),
+        log_level=values["TSV_LOG_LEVEL"],
+        min_file_age_s=values["TSV_MIN_FILE_AGE_S"],
+        timestamp_floor=values["TSV_TIMESTAMP_FLOOR"],
+        v002_time_zone=values["TSV_V002_TIMEZONE"],
+        skip_zero_rows=values["TSV_SKIP_ZERO_ROWS"],
+        batch_points=values["INFLUXDB_BATCH_SIZE"],
+    )
+    grafana = GrafanaSettings(
+        url=text("GRAFANA_URL"),
+        username=text("GRAFANA_USERNAME"),
+        password=text("GRAFANA_PASSWORD"),
+        api_token=text("GRAFANA_API_TOKEN"),
+        master_dashboard_uid=text("GRAFANA_MASTER_DASHBOARD_UID"),
+        master_dashboard_org_id=values["GRAFANA_MASTER_DASHBOARD_ORG_ID"],
+        dashboard_timezone=values["GRAFANA_DASHBOARD_TIMEZONE"],
+    )
+    return Settings(influx, parser, grafana, missing)

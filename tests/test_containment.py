@@ -250,7 +250,7 @@ def test_a_bug_in_one_file_does_not_stop_the_others(tmp_path, monkeypatch, influ
         original(self, location, summary)
 
     monkeypatch.setattr(Runner, "_check_device_folder", bug)
-    writer = InfluxWriter(load_settings(influxdb_env, require=("influxdb",)))
+    writer = InfluxWriter(load_settings(influxdb_env, require=("influxdb",)).influx)
     try:
         report = Runner(RunConfig(data, dry_run=False, min_file_age_s=0), writer).run()
     finally:
@@ -278,7 +278,7 @@ def writer(influxdb_env):
     def new() -> InfluxWriter:
         for old in made:
             old.close()
-        made.append(InfluxWriter(load_settings(influxdb_env, require=("influxdb",))))
+        made.append(InfluxWriter(load_settings(influxdb_env, require=("influxdb",)).influx))
         return made[-1]
 
     yield new

@@ -149,7 +149,7 @@ def test_every_hook_setting_is_in_the_env_sample():
 def test_the_env_sample_parses_into_valid_settings():
     values = {k: v for k, v in dotenv_values(ENV_SAMPLE).items() if v is not None}
     settings = load_settings(values, require=("influxdb", "grafana"))
-    assert settings.influxdb_url == "http://localhost:8086"
+    assert settings.influx.url == "http://localhost:8086"
 
 
 def test_the_hook_reads_the_env_sample_format(tmp_path):

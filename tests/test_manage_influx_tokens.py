@@ -18,15 +18,10 @@ from influxdb_client.client.write_api import SYNCHRONOUS
 from influxdb_client.rest import ApiException
 
 from core import influx_admin
-from core.influx_admin import (
-    CONFIGURATION,
-    OTHER,
-    TEMPORARY,
-    InfluxAdminError,
-    classify_error,
-    ensure_bucket,
-    make_client,
-)
+from core.influx_admin import InfluxAdminError, ensure_bucket
+from core.influx_client import classify_error, connect
+from core.outcomes import ErrorKind
+from core.settings import InfluxSettings
 from tests.doubles.influxdb import Permission
 
 # Until tests/conftest.py registers the fixtures module as a plugin.
@@ -178,7 +173,7 @@ def test_reserved_and_case_conflicting_companies_are_refused(influxdb, influxdb_
     assert not [r for r in influxdb.requests if r.method == "POST"]
 
 
-def test_missing_settings_are_a_configuration_error(influxdb_env):
+def test_missing_settings_are_a_usage_error(influxdb_env):
     env = {k: v for k, v in influxdb_env.items() if k != "INFLUXDB_ADMIN_TOKEN"}
     result = run(env, "--bucket", "acme")
     assert (result.returncode, result.stdout) == (2, "")
@@ -186,8 +181,9 @@ def test_missing_settings_are_a_configuration_error(influxdb_env):
 
 
 def test_an_unknown_org_is_a_configuration_error(influxdb_env):
+    """Exit 4, as tsv_parser.py and --check give for the same failure."""
     result = run({**influxdb_env, "INFLUXDB_ORG": "nobody"}, "--bucket", "acme")
-    assert (result.returncode, result.stdout) == (2, "")
+    assert (result.returncode, result.stdout) == (4, "")
     assert "organization 'nobody'" in result.stderr
 
 
@@ -210,6 +206,15 @@ def test_an_unreachable_or_failing_server_is_a_temporary_error(influxdb, influxd
     assert "HTTP 503" in failing.stderr
 
 
+def test_an_answer_the_script_does_not_expect_is_unexpected(influxdb, influxdb_env):
+    """Exit 5, as tsv_parser.py gives for a bug: the script used to exit 1 (bad content)."""
+    influxdb.fail_next(1, status=400)
+    result = run(influxdb_env, "--bucket", "acme")
+    assert (result.returncode, result.stdout) == (5, "")
+    assert "HTTP 400" in result.stderr
+    assert influxdb.bucket_names() == set()
+
+
 def test_a_slow_server_times_out_as_a_temporary_error(influxdb, influxdb_env):
     influxdb.set_delay(2)
     result = run({**influxdb_env, "INFLUXDB_TIMEOUT_S": "0.5"}, "--bucket", "acme")
@@ -227,6 +232,13 @@ def test_help_documents_examples_and_exit_codes():
 # --------------------------------------------------------------------------- core.influx_admin
 
 
+def admin_settings(double, token: str | None = None) -> InfluxSettings:
+    """The settings section that points an admin client at ``double``."""
+    return InfluxSettings(
+        url=double.url, org=double.org, token=token or double.admin_token, timeout_s=5
+    )
+
+
 def test_ensure_bucket_reuses_a_bucket_created_concurrently(influxdb, monkeypatch):
     winner = influxdb.create_bucket("acme")
     real_lookup = influx_admin.find_bucket_id
@@ -237,7 +249,7 @@ def test_ensure_bucket_reuses_a_bucket_created_concurrently(influxdb, monkeypatc
         return None if len(lookups) == 1 else real_lookup(client, org_id, name)
 
     monkeypatch.setattr(influx_admin, "find_bucket_id", late_lookup)
-    with make_client(influxdb.url, influxdb.admin_token, timeout_s=5) as client:
+    with connect(admin_settings(influxdb)) as client:
         assert ensure_bucket(client, influxdb.org_id, "acme", 0) == winner
     assert len(lookups) == 2
     assert [w.status for w in influxdb.requests if w.method == "POST"] == [422]
@@ -245,7 +257,7 @@ def test_ensure_bucket_reuses_a_bucket_created_concurrently(influxdb, monkeypatc
 
 def test_ensure_bucket_keeps_an_existing_bucket_as_it_is(influxdb):
     existing = influxdb.create_bucket("acme", retention_seconds=7200)
-    with make_client(influxdb.url, influxdb.admin_token, timeout_s=5) as client:
+    with connect(admin_settings(influxdb)) as client:
         assert ensure_bucket(client, influxdb.org_id, "acme", 0) == existing
     assert influxdb.bucket_retention("acme") == 7200
 
@@ -253,16 +265,16 @@ def test_ensure_bucket_keeps_an_existing_bucket_as_it_is(influxdb):
 @pytest.mark.parametrize(
     ("error", "kind"),
     [
-        (ApiException(status=401), CONFIGURATION),
-        (ApiException(status=403), CONFIGURATION),
-        (ApiException(status=429), TEMPORARY),
-        (ApiException(status=500), TEMPORARY),
-        (ApiException(status=503), TEMPORARY),
-        (ApiException(status=400), OTHER),
-        (urllib3.exceptions.NewConnectionError(None, "refused"), TEMPORARY),
-        (urllib3.exceptions.ReadTimeoutError(None, "/", "timed out"), TEMPORARY),
-        (ConnectionRefusedError(), TEMPORARY),
-        (ValueError("bug"), OTHER),
+        (ApiException(status=401), ErrorKind.CONFIGURATION),
+        (ApiException(status=403), ErrorKind.CONFIGURATION),
+        (ApiException(status=429), ErrorKind.TEMPORARY),
+        (ApiException(status=500), ErrorKind.TEMPORARY),
+        (ApiException(status=503), ErrorKind.TEMPORARY),
+        (ApiException(status=400), ErrorKind.UNEXPECTED),
+        (urllib3.exceptions.NewConnectionError(None, "refused"), ErrorKind.TEMPORARY),
+        (urllib3.exceptions.ReadTimeoutError(None, "/", "timed out"), ErrorKind.TEMPORARY),
+        (ConnectionRefusedError(), ErrorKind.TEMPORARY),
+        (ValueError("bug"), ErrorKind.UNEXPECTED),
     ],
 )
 def test_errors_are_classified(error, kind):
@@ -271,12 +283,8 @@ def test_errors_are_classified(error, kind):
 
 def test_admin_errors_carry_kind_and_status(influxdb):
     with (
-        make_client(influxdb.url, "wrong", timeout_s=5) as client,
+        connect(admin_settings(influxdb, token="wrong")) as client,
         pytest.raises(InfluxAdminError) as caught,
     ):
         influx_admin.find_org_id(client, influxdb.org)
-    assert (caught.value.kind, caught.value.status, caught.value.is_permission) == (
-        CONFIGURATION,
-        401,
-        True,
-    )
+    assert (caught.value.kind, caught.value.status) == (ErrorKind.CONFIGURATION, 401)

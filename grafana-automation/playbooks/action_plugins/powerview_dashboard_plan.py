@@ -210,10 +210,7 @@ def client() -> tuple[grafana.GrafanaClient, str]:
         settings = load_settings(require=("grafana",))
     except SettingsError as error:
         raise grafana.GrafanaError(str(error)) from error
-    admin = grafana.GrafanaClient(
-        settings["GRAFANA_URL"], settings["GRAFANA_USERNAME"], settings["GRAFANA_PASSWORD"]
-    )
-    return admin, str(settings["TSV_META_BUCKET"])
+    return grafana.GrafanaClient.from_settings(settings.grafana), settings.influx.meta_bucket
 
 
 class ActionModule(ActionBase):

@@ -39,7 +39,6 @@ GRAFANA_AUTOMATION = PROJECT_ROOT / "grafana-automation"
 MODULE_UTILS = Path(__file__).resolve().parents[1] / "module_utils"
 PASSWORD_DIR = "~/.powerview/grafana-passwords"
 ORG_PAGE = 10000  # organizations asked for in one GET /api/orgs
-BUCKET_PAGE = 100  # InfluxDB's largest page of GET /api/v2/buckets
 UID_MAX_LENGTH = 40
 UID_CHARACTERS = re.compile(r"[A-Za-z0-9_-]+")
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
@@ -139,10 +138,7 @@ def _grafana_module() -> Any:
 
 
 def _grafana_client(settings: Any) -> Any:
-    grafana = _grafana_module()
-    return grafana.GrafanaClient(
-        settings["GRAFANA_URL"], settings["GRAFANA_USERNAME"], settings["GRAFANA_PASSWORD"]
-    )
+    return _grafana_module().GrafanaClient.from_settings(settings.grafana)
 
 
 def check_user(settings: Any, company: str, login: str, email: str, move_from: str) -> None:
@@ -218,37 +214,21 @@ def grafana_org_names(settings: Any) -> list[str]:
     return [str(org["name"]) for org in grafana_org_list(_grafana_client(settings))]
 
 
-def influxdb_bucket_names(settings: Any, core: Any) -> list[str]:
-    """Every bucket name of INFLUXDB_ORG, page by page."""
+def influxdb_bucket_names(settings: Any) -> list[str]:
+    """Every bucket name of INFLUXDB_ORG (all pages)."""
     import core.influx_admin as admin  # noqa: PLC0415
+    from core.influx_client import connect  # noqa: PLC0415
 
-    client = admin.make_client(
-        settings.influxdb_url, settings["INFLUXDB_ADMIN_TOKEN"], timeout_s=30.0
-    )
     try:
-        org_id = admin.find_org_id(client, settings["INFLUXDB_ORG"])
-        names: list[str] = []
-        offset = 0
-        while True:
-            found = client.buckets_api().find_buckets(
-                org_id=org_id, limit=BUCKET_PAGE, offset=offset
-            )
-            buckets = found.buckets or []
-            names += [bucket.name for bucket in buckets]
-            if len(buckets) < BUCKET_PAGE:
-                return names
-            offset += BUCKET_PAGE
-    except admin.InfluxAdminError as error:
+        with connect(settings.influx) as client:
+            return admin.bucket_names(client, admin.find_org_id(client, settings.influx.org))
+    except admin.InfluxAdminError as error:  # unreachable, token refused, unknown org...
         raise InputError(str(error)) from None
-    except admin.CLIENT_ERRORS as error:  # unreachable, token refused...
-        raise InputError(admin.describe_error(error, settings.influxdb_url)) from None
-    finally:
-        client.close()
 
 
 def check_company(company: str, settings: Any, groups: tuple[str, ...], core: Any) -> None:
     """Refuse a reserved company name, or one equal to an existing company's but for case."""
-    reason = core.names.reserved_company_reason(company, settings["TSV_META_BUCKET"])
+    reason = core.names.reserved_company_reason(company, settings.influx.meta_bucket)
     if reason:
         raise InputError(f"company_name: {reason}")
     grafana = _grafana_module()
@@ -259,7 +239,7 @@ def check_company(company: str, settings: Any, groups: tuple[str, ...], core: An
     other = core.names.company_case_conflict(company, orgs)
     where = "Grafana organization"
     if other is None and "influxdb" in groups:
-        other = core.names.company_case_conflict(company, influxdb_bucket_names(settings, core))
+        other = core.names.company_case_conflict(company, influxdb_bucket_names(settings))
         where = "InfluxDB bucket"
     if other is not None:
         raise InputError(
@@ -386,7 +366,7 @@ class ActionModule(ActionBase):
             f"{PASSWORD_DIR}/{company}/{user}.txt" if user else ""
         )
         influxdb_url = values.get("grafana_influxdb_url") or (
-            settings.influxdb_url if "influxdb" in groups else ""
+            settings.influx.url if "influxdb" in groups else ""
         )
         result.update(
             changed=False,
@@ -400,7 +380,7 @@ class ActionModule(ActionBase):
             move_from_company=values.get("move_from_company", ""),
             datasource_type=values.get("grafana_datasource_type") or "influxdb",
             influxdb_url=influxdb_url or "",
-            influxdb_org=settings["INFLUXDB_ORG"] or "",
+            influxdb_org=settings.influx.org,
             root=str(PROJECT_ROOT),
             templates=str(GRAFANA_AUTOMATION / "templates"),
             token_command=[

@@ -491,13 +491,13 @@ def dashboard_settings() -> dict:
     from core.settings import SettingsError, load_environment, load_settings  # noqa: PLC0415
 
     try:
-        settings = load_settings()
+        grafana = load_settings().grafana
     except SettingsError as error:
         raise GrafanaError(str(error)) from error
     return {
-        "master_uid": settings["GRAFANA_MASTER_DASHBOARD_UID"] or "",
-        "master_org_id": settings["GRAFANA_MASTER_DASHBOARD_ORG_ID"],
-        "timezone": settings["GRAFANA_DASHBOARD_TIMEZONE"],
+        "master_uid": grafana.master_dashboard_uid,
+        "master_org_id": grafana.master_dashboard_org_id,
+        "timezone": grafana.dashboard_timezone,
         "data_dir": load_environment().get("POWERVIEW_DATA_DIR") or DEFAULT_DATA_DIR,
     }
 

@@ -1,9 +1,11 @@
-"""What the PowerView Grafana modules share: one HTTP client, its error, and a few lookups.
+"""What the PowerView Grafana modules share: the Grafana client, settings, a few lookups.
 
-Organization-level calls (``/api/orgs``, ``/api/admin``, ``/api/users``) go out with the
-server admin's basic auth and no organization header. Calls inside a company's organization
-add ``X-Grafana-Org-Id`` instead of switching the admin's current organization: that choice
-is stored server-side, so two runs for two companies at the same time would race.
+The HTTP client and its error are ``core/grafana_client.py``'s, re-exported here: the modules
+and ``tsv_parser.py --check`` make the same calls the same way (basic auth, the
+``X-Grafana-Org-Id`` header inside an organization, no proxy, the same timeouts and error
+messages). ``core`` is found through POWERVIEW_ROOT, which the playbooks set (Ansible copies
+this file, not ``core``, into each module's archive), else beside this file in a checkout
+(the action plugins and the tests import it as a plain module).
 
 The connection settings are read here, through ``core.settings``, rather than passed as task
 arguments: the admin password then never becomes an Ansible variable, never reaches a log,
@@ -12,127 +14,35 @@ and follows the same rules (environment first, then ``.env``) as every other Pow
 
 from __future__ import annotations
 
-import base64
-import copy
-import json
 import os
 import sys
+from pathlib import Path
 from typing import Any
-from urllib.error import HTTPError, URLError
-from urllib.parse import quote, urlencode
-from urllib.request import ProxyHandler, Request, build_opener
+
+
+def _locate_core() -> None:
+    """Put the PowerView project on ``sys.path``: POWERVIEW_ROOT, else this file's checkout."""
+    candidates = [os.environ.get("POWERVIEW_ROOT", ""), str(Path(__file__).resolve().parents[3])]
+    for root in candidates:
+        if root and os.path.isdir(os.path.join(root, "core")):
+            if root not in sys.path:
+                sys.path.insert(0, root)
+            return
+
+
+_locate_core()
+try:
+    from core.grafana_client import GrafanaClient, GrafanaError, api_path
+except ImportError as error:  # pragma: no cover - only outside the playbooks and the checkout
+    raise ImportError(
+        "POWERVIEW_ROOT does not point at the PowerView project: run these modules through "
+        "the playbooks of grafana-automation/, which set it"
+    ) from error
 
 PERMISSION_LEVELS = {"View": 1, "Edit": 2, "Admin": 4}
 PERMISSION_NAMES = {level: name for name, level in PERMISSION_LEVELS.items()}
 ORG_ROLES = ("Viewer", "Editor", "Admin")
-TIMEOUT_S = 30.0
 MAIN_ORG_ID = 1
-
-# Grafana is reached directly (same host or container network): a proxy from the environment
-# would only add a place where the admin's basic-auth header can leak.
-_OPENER = build_opener(ProxyHandler({}))
-
-
-class GrafanaError(Exception):
-    """A Grafana call that failed; ``status`` is None when Grafana could not be reached."""
-
-    def __init__(self, message: str, status: int | None = None, body: Any = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.body = body
-
-
-def api_path(*segments: object) -> str:
-    """``api_path("orgs", "name", "a b")`` -> ``/api/orgs/name/a%20b``: every segment quoted."""
-    return "/api/" + "/".join(quote(str(segment), safe="") for segment in segments)
-
-
-def _decode(raw: bytes) -> Any:
-    if not raw:
-        return None
-    try:
-        return json.loads(raw)
-    except ValueError:
-        return raw.decode("utf-8", "replace")
-
-
-def _message(payload: Any) -> str:
-    if isinstance(payload, dict):
-        return str(payload.get("message") or payload.get("error") or payload)
-    return str(payload)[:300]
-
-
-class GrafanaClient:
-    """Basic-auth JSON client; ``in_org()`` gives a copy bound to one organization."""
-
-    def __init__(
-        self,
-        url: str,
-        username: str,
-        password: str,
-        timeout: float = TIMEOUT_S,
-        org_id: int | None = None,
-    ) -> None:
-        self.url = url.rstrip("/")
-        self.username = username
-        token = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
-        self._authorization = "Basic " + token
-        self.timeout = timeout
-        self.org_id = org_id
-
-    def in_org(self, org_id: int) -> GrafanaClient:
-        """The same credentials, every request tagged with ``X-Grafana-Org-Id: org_id``."""
-        bound = copy.copy(self)
-        bound.org_id = int(org_id)
-        return bound
-
-    def call(
-        self,
-        method: str,
-        path: str,
-        body: Any = None,
-        query: dict[str, Any] | None = None,
-        accept: tuple[int, ...] = (),
-    ) -> tuple[int, Any]:
-        """Send one request; return ``(status, decoded body)`` for a 2xx status or one listed
-        in ``accept`` (how callers treat "not found" or "already exists" as an answer), and
-        raise GrafanaError with an actionable message otherwise."""
-        url = self.url + path + ("?" + urlencode(query) if query else "")
-        headers = {"Accept": "application/json", "Authorization": self._authorization}
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode("utf-8")
-            headers["Content-Type"] = "application/json"
-        if self.org_id is not None:
-            headers["X-Grafana-Org-Id"] = str(self.org_id)
-        request = Request(url, data=data, method=method, headers=headers)
-        try:
-            with _OPENER.open(request, timeout=self.timeout) as response:
-                return response.status, _decode(response.read())
-        except HTTPError as error:
-            status, payload = error.code, _decode(error.read())
-        except (URLError, OSError) as error:
-            reason = getattr(error, "reason", error)
-            raise GrafanaError(
-                f"Grafana is unreachable at {self.url} ({reason}): check GRAFANA_URL and that "
-                "Grafana is running"
-            ) from error
-        if status in accept:
-            return status, payload
-        raise GrafanaError(self._explain(method, path, status, payload), status, payload)
-
-    def _explain(self, method: str, path: str, status: int, payload: Any) -> str:
-        if status == 401:
-            return (
-                f"Grafana refused the credentials of {self.username!r} (HTTP 401 on {method} "
-                f"{path}): check GRAFANA_USERNAME and GRAFANA_PASSWORD"
-            )
-        if status == 403:
-            return (
-                f"Grafana user {self.username!r} may not {method} {path} (HTTP 403: "
-                f"{_message(payload)}): the playbooks need a Grafana server admin"
-            )
-        return f"{method} {path} failed with HTTP {status}: {_message(payload)}"
 
 
 def client_from_settings() -> GrafanaClient:
@@ -144,17 +54,13 @@ def client_from_settings() -> GrafanaClient:
             "POWERVIEW_ROOT does not point at the PowerView project: run these modules "
             "through the playbooks of grafana-automation/, which set it"
         )
-    if root not in sys.path:
-        sys.path.insert(0, root)
     from core.settings import SettingsError, load_settings  # noqa: PLC0415
 
     try:
         settings = load_settings(require=("grafana",))
     except SettingsError as error:
         raise GrafanaError(str(error)) from error
-    return GrafanaClient(
-        settings["GRAFANA_URL"], settings["GRAFANA_USERNAME"], settings["GRAFANA_PASSWORD"]
-    )
+    return GrafanaClient.from_settings(settings.grafana)
 
 
 def verify_server_admin(client: GrafanaClient) -> None:
