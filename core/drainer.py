@@ -11,8 +11,16 @@ the lock back if a marker came meanwhile.
 
 Per queued event it writes the line the hook used to write itself: the same ``event``,
 ``user`` and ``path``, the outcome (``ingested``, ``set-aside``, ``skipped``, ``deferred``,
-``failed``), ``pid`` the drainer's, ``duration_ms`` the time from the upload's hook to that
-line (queueing included). Queued sweeps end with a ``job:sweep`` line per company.
+``failed``: ``core.outcomes.HookOutcome``, read from the run report by
+``core/hook_report.py``), ``pid`` the drainer's, ``duration_ms`` the time from the upload's
+hook to that line (queueing included). A company's sweep ends with the line of each
+disconnection that asked for it (``post-disconnect``, the same outcome and detail for all);
+the drainer's own ``job:drain`` line comes last, written by the job (``core/hook_jobs.py``).
+
+Three parts: ``Drainer`` is the loop (take markers, run the hook's logic on each through
+``core.hook.Hook``, linger, let go of the lock); ``Worker`` does the work the events handed
+over (a batch's files in one run, a sweep per company) and logs each event's line;
+``Session`` holds the settings and the one InfluxDB client, made at the first work.
 
 Bounds: one drainer at a time, whatever the number of uploads; with the sweep timer's run
 (``powerview-sweep.service``) at most two processes ingest (plus a sender process each for a

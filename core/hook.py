@@ -2,8 +2,9 @@
 
 ``on-upload.sh`` sets up the environment and starts ``python -S -m core.enqueue``, which only
 queues the event (a few milliseconds) and makes sure the one drainer runs
-(``core/enqueue.py``, ``core/queue.py``); the drainer (``core/drainer.py``) runs the logic
-here on each queued event, in the order they came, and ingests the files of many uploads
+(``core/enqueue.py``, ``core/queue.py``); the drainer (``core/drainer.py``) runs the hook's
+logic (this module's ``Hook`` and the ``core/hook_*.py`` modules, see "Where the code is"
+below) on each queued event, in the order they came, and ingests the files of many uploads
 together, in one process with one InfluxDB client. When the event cannot be queued (no
 virtualenv, a spool that cannot be written) or there is none, ``python -m core.hook`` runs
 directly and logs why. SFTPGo runs the hook for the custom actions upload, rename and mkdir
@@ -34,7 +35,8 @@ no event at all (run by hand)                  a usage message on stderr, exit 2
 The two kinds of call are told apart by what SFTPGo itself sets: every variable of a file
 action, ``SFTPGO_ACTION_PATH`` included, is present even when empty, and a post-disconnect
 call gets ``SFTPGO_CONNECTION_*`` and nothing about a path. ``SFTPGO_ACTION`` alone proves
-nothing: a variable set in SFTPGo's command environment reaches the post-disconnect call.
+nothing: a variable set in SFTPGo's command environment reaches the post-disconnect call
+(``core/hook_event.py``).
 
 **Checks.** Before anything runs, every folder name is checked with the parser's own rules
 (``core.names``: the allowlist, and the reserved company names) and every path must lie
@@ -43,7 +45,8 @@ rules and the ``.tsv`` name rule). Names reach Ansible in a JSON file (``--extra
 @file``), never through a shell string.
 
 **Outcomes** come from the run's report (the drainer's in-process run, or the exit code and
-``--report-file`` of a reject's parser run), never from its human output:
+``--report-file`` of a reject's parser run, read by ``core/hook_report.py``), never from its
+human output. They are ``core.outcomes.HookOutcome``'s values:
 
 ==========  ============================================================================
 outcome     meaning
@@ -97,11 +100,11 @@ the marker stays in the queue for the next drainer, the file stays for the next 
 Python start without site-packages; the drainer holds one batch (``core.drainer.BATCH_FILES``
 events) and one file's points at a time.
 
-**Exit status**: 0 when the event was queued, or handled (done, refused, ignored, left for
-the sweep, or handed to a detached job); 1 when the installation is broken and an operator
-must act; 2 when run without an SFTPGo event. Never put "upload" in SFTPGo's
-``execute_sync``: a non-zero exit of a synchronous upload hook makes SFTPGo delete the
-uploaded file.
+**Exit status** (``core.outcomes.HookExit``): 0 when the event was queued, or handled (done,
+refused, ignored, left for the sweep, or handed to a detached job); 1 when the installation
+is broken and an operator must act; 2 when run without an SFTPGo event. Never put "upload"
+in SFTPGo's ``execute_sync``: a non-zero exit of a synchronous upload hook makes SFTPGo
+delete the uploaded file.
 
 **Where the code is.** This module reads the call and dispatches it (``Hook``); the rest of
 the hook, one concern per module:
