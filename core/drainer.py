@@ -11,8 +11,16 @@ the lock back if a marker came meanwhile.
 
 Per queued event it writes the line the hook used to write itself: the same ``event``,
 ``user`` and ``path``, the outcome (``ingested``, ``set-aside``, ``skipped``, ``deferred``,
-``failed``), ``pid`` the drainer's, ``duration_ms`` the time from the upload's hook to that
-line (queueing included). Queued sweeps end with a ``job:sweep`` line per company.
+``failed``: ``core.outcomes.HookOutcome``, read from the run report by
+``core/hook_report.py``), ``pid`` the drainer's, ``duration_ms`` the time from the upload's
+hook to that line (queueing included). A company's sweep ends with the line of each
+disconnection that asked for it (``post-disconnect``, the same outcome and detail for all);
+the drainer's own ``job:drain`` line comes last, written by the job (``core/hook_jobs.py``).
+
+Three parts: ``Drainer`` is the loop (take markers, run the hook's logic on each through
+``core.hook.Hook``, linger, let go of the lock); ``Worker`` does the work the events handed
+over (a batch's files in one run, a sweep per company) and logs each event's line;
+``Session`` holds the settings and the one InfluxDB client, made at the first work.
 
 Bounds: one drainer at a time, whatever the number of uploads; with the sweep timer's run
 (``powerview-sweep.service``) at most two processes ingest (plus a sender process each for a
@@ -32,20 +40,15 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from core.hook import (
-    FILE,
-    PARSER_DATA,
-    PARSER_OK,
-    PARSER_TEMPORARY,
-    Config,
-    Hook,
-    escape_output_line,
-    file_outcome,
-    sweep_text,
-    totals_text,
-)
+from core.hook import Hook
+from core.hook_config import Config
+from core.hook_handlers import FILE, Work
+from core.hook_log import log_warnings_to
+from core.hook_report import file_outcome, join, sweep_outcome, sweep_text, totals_text
+from core.outcomes import ErrorKind, HookOutcome
 from core.queue import Marker, Spool, release
 
+Queued = tuple[Marker, Hook, str]  # an event, its hook, and its file (or company) to act on
 LINGER_POLL_S = 0.2  # how often a lingering drainer looks at the queue
 BATCH_FILES = 100  # markers per run: one report, one run record, the records written together
 
@@ -103,6 +106,9 @@ class Session:
 
 
 class Drainer:
+    """The loop: takes the queued events in order, runs the hook's logic on each, hands
+    their work to the ``Worker``, and lets go of the lock once the queue stays empty."""
+
     def __init__(
         self,
         config: Config,
@@ -112,18 +118,20 @@ class Drainer:
     ) -> None:
         self.config = config
         self.spool = spool
-        self.keep_output = keep_output
         # The drainer's own environment, without any event: each event brings its own.
         self.environ = {
             key: value
             for key, value in (os.environ if environ is None else environ).items()
             if not key.startswith("SFTPGO_")
         }
-        self.session: Session | None = None
-        self.counts: dict[str, int] = defaultdict(int)
-        self.sweeps: list[tuple[Marker, Hook, str]] = []  # run when the queue is empty
+        self.worker = Worker(config, spool, keep_output)
+        self.sweeps: list[Queued] = []  # run when the queue is empty
 
-    # -- the loop ------------------------------------------------------------------------
+    @property
+    def counts(self) -> dict[HookOutcome, int]:
+        """How many events ended with each outcome."""
+        return self.worker.counts
+
     def run(self, descriptor: int) -> None:
         """Drain until the queue is empty with the lock released (see core/queue.py)."""
         try:
@@ -141,8 +149,7 @@ class Drainer:
                     return
                 descriptor = again
         finally:
-            if self.session is not None:
-                self.session.close()
+            self.worker.close()
 
     def _one_round(self) -> bool:
         """Up to BATCH_FILES events through the hook's logic, their files ingested
@@ -150,29 +157,35 @@ class Drainer:
         markers = self.spool.take(BATCH_FILES)
         if not markers:
             return False
-        files: list[tuple[Marker, Hook, str]] = []
+        files: list[Queued] = []
         for marker in markers:
-            handed: list[dict[str, Any]] = []
-            hook = Hook(
-                self.config,
-                {**self.environ, **marker.event},
-                [],
-                collect=lambda _hook, entry, handed=handed: handed.append(entry),
-                queued_ns=marker.queued_ns,
-            )
-            try:
-                hook.run()  # logs the line of an event that hands nothing over
-            except Exception:  # a bug: the hook logged it as failed; the event is done
-                log.exception("event %s", marker.path.name)
-            if not handed:
+            hook, work = self._hook(marker)
+            if work is None:
                 self.spool.done(marker)
-            elif handed[0]["kind"] == FILE:
-                files.append((marker, hook, str(handed[0]["path"])))
+            elif work.kind == FILE:
+                files.append((marker, hook, work.target))
             else:
-                self.sweeps.append((marker, hook, str(handed[0]["company"])))
+                self.sweeps.append((marker, hook, work.target))
         if files:
-            self._files(files)
+            self.worker.files(files)
         return True
+
+    def _hook(self, marker: Marker) -> tuple[Hook, Work | None]:
+        """The hook's logic on a queued event: its ``Hook`` and the work it handed over, or
+        None when the hook ended the event itself (its line is logged)."""
+        handed: list[Work] = []
+        hook = Hook(
+            self.config,
+            {**self.environ, **marker.event},
+            [],
+            collect=handed.append,
+            queued_ns=marker.queued_ns,
+        )
+        try:
+            hook.run()  # logs the line of an event that hands nothing over
+        except Exception:  # a bug: the hook logged it as failed; the event is done
+            log.exception("event %s", marker.path.name)
+        return hook, (handed[0] if handed else None)
 
     def _linger(self) -> bool:
         """Wait up to POWERVIEW_DRAIN_LINGER_S for a new event (a few uploads seconds apart
@@ -188,25 +201,42 @@ class Drainer:
         if not self.sweeps:
             return False
         sweeps, self.sweeps = self.sweeps, []
-        self._sweeps(sweeps)
+        self.worker.sweeps(sweeps)
         return True
 
-    def _open(self, work: Sequence[tuple[Marker, Hook, str]]) -> bool:
-        """The session, or each event ended with why there is none."""
+
+class Worker:
+    """The work of queued events: a batch's files ingested in one run, a sweep per company;
+    then each event's line logged and its marker forgotten. The session (settings and the
+    InfluxDB client) is made at the first work and kept."""
+
+    def __init__(self, config: Config, spool: Spool, keep_output: Callable[[str], None]) -> None:
+        self.config = config
+        self.spool = spool
+        self.keep_output = keep_output
+        self.session: Session | None = None
+        self.counts: dict[HookOutcome, int] = defaultdict(int)
+
+    def close(self) -> None:
         if self.session is not None:
-            return True
+            self.session.close()
+
+    def _open(self, work: Sequence[Queued]) -> Session | None:
+        """The session, or None with each event ended with why there is none."""
+        if self.session is not None:
+            return self.session
         from core.influx_writer import WriteError  # noqa: PLC0415
         from core.settings import SettingsError  # noqa: PLC0415
 
-        outcome = "failed"
+        outcome = HookOutcome.FAILED
         try:
             self.session = Session(self.config)
-            return True
+            return self.session
         except SettingsError as error:
             detail = f"settings: {error}; the file stays for the sweep"
         except WriteError as error:
-            if error.kind == "temporary":
-                outcome = "deferred"
+            if error.kind == ErrorKind.TEMPORARY:
+                outcome = HookOutcome.DEFERRED
                 detail = f"InfluxDB unavailable, left for the sweep: {error}"
             else:
                 detail = f"InfluxDB refused the token or the organization: {error}"
@@ -214,63 +244,57 @@ class Drainer:
             detail = f"cannot read the settings: {error}"
         for marker, hook, _ in work:
             self._line(marker, hook, outcome, detail)
-        return False
+        return None
 
-    # -- files ---------------------------------------------------------------------------
-    def _files(self, work: list[tuple[Marker, Hook, str]]) -> None:
-        if not self._open(work):
+    def files(self, work: list[Queued]) -> None:
+        """The files of a batch ingested in one run; a line per event, with its file's
+        outcome and totals."""
+        session = self._open(work)
+        if session is None:
             return
-        assert self.session is not None
         paths = [self.config.data_dir / relative for _, _, relative in work]
-        report = self.session.runner().run(files=paths)
-        try:
-            self.session.save(report, self.keep_output)
-        except OSError as error:
-            self.keep_output(f"run report not written: {error}\n")
+        report = session.runner().run(files=paths)
+        self._save(session, report)
         from core.report import RunReport  # noqa: PLC0415
 
         for (marker, hook, _), result in zip(work, report.files, strict=False):
             one = RunReport(mode=report.mode, data_folder=report.data_folder, files=[result])
             outcome, reason = file_outcome(result.as_dict())
             totals = totals_text({"totals": one.totals()})
-            self._line(marker, hook, outcome, "; ".join(p for p in (totals, reason) if p))
+            self._line(marker, hook, outcome, join(totals, reason))
 
-    # -- sweeps --------------------------------------------------------------------------
-    def _sweeps(self, work: list[tuple[Marker, Hook, str]]) -> None:
-        if not self._open(work):
+    def sweeps(self, work: list[Queued]) -> None:
+        """One sweep per company, whatever the number of disconnections that asked for it;
+        the same line for each of them."""
+        session = self._open(work)
+        if session is None:
             return
-        assert self.session is not None
-        by_company: dict[str, list[tuple[Marker, Hook, str]]] = defaultdict(list)
+        by_company: dict[str, list[Queued]] = defaultdict(list)
         for item in work:
             by_company[item[2]].append(item)
         for company, requests in by_company.items():
             folder = self.config.data_dir / company
             if folder.is_symlink() or not folder.is_dir():
-                for marker, hook, _ in requests:
-                    self._line(marker, hook, "ignored", "no company folder")
-                continue
-            report = self.session.runner(company).run()
-            try:
-                self.session.save(report, self.keep_output)
-            except OSError as error:
-                self.keep_output(f"run report not written: {error}\n")
-            data = report.as_dict()
-            detail = "; ".join((sweep_text(company, data), totals_text(data)))
-            if len(requests) > 1:
-                detail += f" (one sweep for {len(requests)} disconnections)"
-            if report.exit_code in (PARSER_OK, PARSER_DATA):
-                outcome = "completed"
-            elif report.exit_code == PARSER_TEMPORARY:
-                outcome = "deferred"
-                detail = f"InfluxDB unavailable; the timer's sweep retries; {detail}"
+                outcome, detail = HookOutcome.IGNORED, "no company folder"
             else:
-                outcome = "failed"
-                detail = f"sweep exit {report.exit_code}; {detail}"
+                report = session.runner(company).run()
+                self._save(session, report)
+                data = report.as_dict()
+                detail = "; ".join((sweep_text(company, data), totals_text(data)))
+                if len(requests) > 1:
+                    detail += f" (one sweep for {len(requests)} disconnections)"
+                outcome, detail = sweep_outcome(report.exit_code, detail)
             for marker, hook, _ in requests:
                 self._line(marker, hook, outcome, detail)
 
-    # -- log -----------------------------------------------------------------------------
-    def _line(self, marker: Marker, hook: Hook, outcome: str, detail: str) -> None:
+    # -- output --------------------------------------------------------------------------
+    def _save(self, session: Session, report: Any) -> None:
+        try:
+            session.save(report, self.keep_output)
+        except OSError as error:
+            self.keep_output(f"run report not written: {error}\n")
+
+    def _line(self, marker: Marker, hook: Hook, outcome: HookOutcome, detail: str) -> None:
         hook.log(outcome, detail)
         self.counts[outcome] += 1
         self.spool.done(marker)
@@ -284,31 +308,8 @@ def drain(
     environ: Mapping[str, str] | None = None,
 ) -> str:
     """Drain the queue holding the lock ``descriptor``; what was done, for the job's line."""
-    _log_to(config)
+    log_warnings_to(config)
     drainer = Drainer(config, spool, keep_output, environ)
     drainer.run(descriptor)
     counts = ", ".join(f"{count} {outcome}" for outcome, count in sorted(drainer.counts.items()))
     return f"queue drained: {counts or 'nothing queued'}"
-
-
-class _OutputFormatter(logging.Formatter):
-    """hook-output.log's form: each line prefixed with the pid and escaped."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        prefix = f"pid={os.getpid()} "
-        text = super().format(record)
-        return "\n".join(prefix + escape_output_line(line) for line in text.splitlines())
-
-
-def _log_to(config: Config) -> None:
-    """Warnings and tracebacks of the run go to hook-output.log (stderr is /dev/null)."""
-    try:
-        config.output_log.parent.mkdir(parents=True, exist_ok=True)
-        stream = open(config.output_log, "a", encoding="utf-8")  # noqa: SIM115 - for the life
-    except OSError:
-        return
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(_OutputFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.addHandler(handler)
-    root.setLevel(logging.WARNING)

@@ -35,7 +35,7 @@ _KEYS = ("POWERVIEW_DATA_DIR", "POWERVIEW_VENV", "TSV_REPORT_DIR")
 
 
 def read_env_values(path: str, keys: tuple[str, ...] = _KEYS) -> dict[str, str]:
-    """``KEY=value`` lines of a ``.env`` file, as ``core.hook.read_env_file`` reads them
+    """``KEY=value`` lines of a ``.env`` file, as ``core.hook_config.read_env_file`` reads them
     (``export`` allowed, quotes removed, `` #`` comments cut, the last assignment wins)."""
     try:
         with open(path, encoding="utf-8") as stream:
@@ -178,6 +178,8 @@ def main() -> int:
     if event:
         try:
             enqueue(environ, time.time_ns())
+            # core.outcomes.HookExit.HANDLED, written as its value: importing enum would
+            # cost this fast path more than all the rest of its start
             return 0
         except (OSError, NotQueuedError):
             pass  # the full hook says why, in the log

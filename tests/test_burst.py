@@ -21,7 +21,7 @@ import pytest
 import core.drainer
 from core.drainer import Drainer
 from core.enqueue import read_env_values
-from core.hook import load_config, read_env_file
+from core.hook_config import load_config, read_env_file
 from tests import test_hook
 from tests.conftest import PROJECT_ROOT, SAMPLES
 from tests.test_hook import COMPANY1, Stack, ingest_records

@@ -137,7 +137,9 @@ def test_every_setting_is_in_the_env_sample_and_the_readme_table():
 
 
 def test_every_hook_setting_is_in_the_env_sample():
-    hook_code = HOOK.read_text(encoding="utf-8") + (PROJECT_ROOT / "core" / "hook.py").read_text()
+    hook_code = HOOK.read_text(encoding="utf-8") + "".join(
+        path.read_text(encoding="utf-8") for path in (PROJECT_ROOT / "core").glob("hook*.py")
+    )
     used = set(re.findall(r"\bPOWERVIEW_[A-Z0-9_]+\b", hook_code))
     documented = sample_names() | set(
         re.findall(r"POWERVIEW_[A-Z0-9_]+", ENV_SAMPLE.read_text(encoding="utf-8"))
@@ -205,9 +207,9 @@ def test_sftpgo_runs_the_hook_for_uploads_folders_renames_and_disconnections():
 
 def test_sftpgo_timeout_leaves_the_hook_room_to_log():
     timeout = int(sftpgo_env()["SFTPGO_COMMAND__TIMEOUT"])
-    from core import hook  # the hook's logic, its time limits included, is in Python
+    from core import hook_config  # the hook's logic, its time limits included, is in Python
 
-    hook_timeout, kill_after = hook.DEFAULT_TIMEOUT_S, hook.KILL_AFTER_S
+    hook_timeout, kill_after = hook_config.DEFAULT_TIMEOUT_S, hook_config.KILL_AFTER_S
     assert 1 <= timeout <= 300  # SFTPGo's valid range
     assert hook_timeout + kill_after + 10 <= timeout
 
