@@ -30,7 +30,7 @@ import requests
 from core.influx_admin import CONFIGURATION, TEMPORARY
 from core.influx_writer import DATA, InfluxWriter, WriteError
 from core.lineprotocol import format_point
-from core.runner import EXIT_CONFIGURATION, EXIT_OK, EXIT_TEMPORARY, EXIT_USAGE
+from core.outcomes import ExitCode
 from core.settings import VARIABLES, Settings, SettingsError, load_environment, load_settings
 
 OK = "ok"
@@ -41,7 +41,11 @@ SKIP = "skip"
 SETTINGS = "settings"
 REFUSED = "refused"
 UNREACHABLE = "unreachable"
-_EXIT_CODES = {SETTINGS: EXIT_USAGE, REFUSED: EXIT_CONFIGURATION, UNREACHABLE: EXIT_TEMPORARY}
+_EXIT_CODES = {
+    SETTINGS: ExitCode.USAGE,
+    REFUSED: ExitCode.CONFIGURATION,
+    UNREACHABLE: ExitCode.TEMPORARY,
+}
 
 HEALTH_MEASUREMENT = "powerview_health"
 GRAFANA_TIMEOUT_S = 10.0
@@ -76,7 +80,7 @@ class _Report:
         for kind in (SETTINGS, REFUSED, UNREACHABLE):
             if kind in failures:
                 return _EXIT_CODES[kind]
-        return EXIT_OK
+        return ExitCode.OK
 
 
 def missing_settings(settings: Settings, groups: tuple[str, ...] = REQUIRED_GROUPS) -> list[str]:
@@ -246,7 +250,7 @@ def run_health_check(settings: Settings, out: TextIO) -> int:
         check_grafana(settings, report)
     code = report.exit_code()
     failed = sum(result.outcome == FAIL for result in report.results)
-    verdict = "all good" if code == EXIT_OK else f"{failed} check(s) failed"
+    verdict = "all good" if code == ExitCode.OK else f"{failed} check(s) failed"
     print(f"result: {verdict} (exit code {code})", file=out)
     return code
 
@@ -267,8 +271,8 @@ def check_from_environment(out: TextIO, environ: Mapping[str, str] | None = None
             report.add("settings", FAIL, problem, SETTINGS)
         report.add("InfluxDB", SKIP, "settings malformed")
         report.add("Grafana", SKIP, "settings malformed")
-        print(f"result: settings malformed (exit code {EXIT_USAGE})", file=out)
-        return EXIT_USAGE
+        print(f"result: settings malformed (exit code {ExitCode.USAGE:d})", file=out)
+        return ExitCode.USAGE
     return run_health_check(settings, out)
 
 
