@@ -326,34 +326,56 @@ def run(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    data_folder: Path = args.data_folder
-    if not data_folder.is_dir():
-        return fail(f"--dataFolder {data_folder} is not a folder")
-    if args.company is not None:
-        if args.tsv_file is not None:
-            return fail("--company sweeps a company's folder: not with --tsvFile")
-        if not is_safe_name(args.company):
-            return fail(f"--company {args.company!r} is not an allowed company name")
-        company_folder = data_folder / args.company
-        if company_folder.is_symlink() or not company_folder.is_dir():
-            return fail(f"--company: {company_folder} is not a folder")
+    refused = check_folders(args.data_folder, args.company, args.tsv_file)
+    if refused is not None:
+        return refused
     explicit = None
     if args.tsv_file is not None:
-        explicit = resolve_tsv_file(data_folder, args.tsv_file)
-        try:
-            locate(data_folder, explicit)
-        except LayoutError as error:
-            if error.code == "not_found" and already_processed(explicit):
-                shown = printable(str(explicit))
-                print(f"{shown}: already moved by another run; nothing to do", file=sys.stderr)
-                return ExitCode.OK
-            if error.code in ("outside_data_folder", "not_found", "not_a_file"):
-                return fail(f"--tsvFile refused: {error}")
+        explicit = resolve_tsv_file(args.data_folder, args.tsv_file)
+        refused = check_tsv_file(args.data_folder, explicit)
+        if refused is not None:
+            return refused
     if args.reject is not None:
         if explicit is None:
             return fail("--reject needs --tsvFile")
-        return reject_upload(data_folder, explicit, args.reject, args.dry_run, args.report_file)
+        return reject_upload(
+            args.data_folder, explicit, args.reject, args.dry_run, args.report_file
+        )
+    return ingest(args, settings, explicit)
 
+
+def check_folders(data_folder: Path, company: str | None, tsv_file: Path | None) -> int | None:
+    """The exit code of a refused --dataFolder or --company (None when they are good)."""
+    if not data_folder.is_dir():
+        return fail(f"--dataFolder {data_folder} is not a folder")
+    if company is not None:
+        if tsv_file is not None:
+            return fail("--company sweeps a company's folder: not with --tsvFile")
+        if not is_safe_name(company):
+            return fail(f"--company {company!r} is not an allowed company name")
+        company_folder = data_folder / company
+        if company_folder.is_symlink() or not company_folder.is_dir():
+            return fail(f"--company: {company_folder} is not a folder")
+    return None
+
+
+def check_tsv_file(data_folder: Path, explicit: Path) -> int | None:
+    """The exit code of a --tsvFile that is not to be processed (None when it is): refused,
+    or already moved by a concurrent run. Other layout problems are the run's to report."""
+    try:
+        locate(data_folder, explicit)
+    except LayoutError as error:
+        if error.code == "not_found" and already_processed(explicit):
+            shown = printable(str(explicit))
+            print(f"{shown}: already moved by another run; nothing to do", file=sys.stderr)
+            return ExitCode.OK
+        if error.code in ("outside_data_folder", "not_found", "not_a_file"):
+            return fail(f"--tsvFile refused: {error}")
+    return None
+
+
+def ingest(args: argparse.Namespace, settings: Settings, explicit: Path | None) -> int:
+    """A dry run or an ingestion of the explicit file or of a sweep; its exit code."""
     if not args.dry_run:
         problem = check_report_folder(report_folder(args, settings))
         if problem:
@@ -364,21 +386,7 @@ def run(argv: list[str] | None = None) -> int:
         lp_stream = sys.stdout.buffer
     elif args.lp_out:
         lp_stream = open(args.lp_out, "wb")  # noqa: SIM115 - closed below
-    config = RunConfig(
-        data_folder=data_folder,
-        dry_run=args.dry_run,
-        parse=parse_options(settings),
-        min_file_age_s=(
-            args.min_age if args.min_age is not None else settings["TSV_MIN_FILE_AGE_S"]
-        ),
-        verify=args.verify,
-        meta_bucket=settings["TSV_META_BUCKET"],
-        lp_out=lp_stream,
-        progress=sys.stderr.isatty(),  # a bar, also within one large file
-        company=args.company,
-        state_dir=None if args.dry_run else report_folder(args, settings),
-        inline_max_bytes=settings["INFLUXDB_INLINE_MAX_BYTES"],
-    )
+    config = run_config(args, settings, lp_stream)
     writer = None
     try:
         if not args.dry_run:
@@ -389,11 +397,8 @@ def run(argv: list[str] | None = None) -> int:
             try:
                 writer.check()
             except WriteError as error:
-                kind = (
-                    ErrorKind.CONFIGURATION
-                    if error.kind == ErrorKind.CONFIGURATION
-                    else ErrorKind.TEMPORARY
-                )
+                refused = error.kind == ErrorKind.CONFIGURATION
+                kind = ErrorKind.CONFIGURATION if refused else ErrorKind.TEMPORARY
                 return fail(f"{error}\n(no file was touched)", exit_code_for([kind]))
         report = Runner(config, writer).run(explicit)
     finally:
@@ -408,7 +413,32 @@ def run(argv: list[str] | None = None) -> int:
             lp_stream.flush()
         except BrokenPipeError:
             stdout_closed()
+    return publish(args, settings, report)
 
+
+def run_config(
+    args: argparse.Namespace, settings: Settings, lp_stream: BinaryIO | None
+) -> RunConfig:
+    return RunConfig(
+        data_folder=args.data_folder,
+        dry_run=args.dry_run,
+        parse=parse_options(settings),
+        min_file_age_s=(
+            args.min_age if args.min_age is not None else settings["TSV_MIN_FILE_AGE_S"]
+        ),
+        verify=args.verify,
+        meta_bucket=settings["TSV_META_BUCKET"],
+        lp_out=lp_stream,
+        progress=sys.stderr.isatty(),  # a bar, also within one large file
+        company=args.company,
+        state_dir=None if args.dry_run else report_folder(args, settings),
+        inline_max_bytes=settings["INFLUXDB_INLINE_MAX_BYTES"],
+    )
+
+
+def publish(args: argparse.Namespace, settings: Settings, report: RunReport) -> int:
+    """The summary on stderr; the JSON report on stdout (dry run) or in the report folder,
+    and in --report-file; the run's exit code."""
     print_human_summary(report, sys.stderr)
     if args.dry_run:
         if args.lp_out != "-":

@@ -28,6 +28,10 @@ The file read, and moved, is the inode the claim holds: a file replaced (SFTP ov
 rename) or grown during ingestion is left where it is for the next run instead of being
 moved as if its new content had been read.
 
+Three classes share the work: ``FileProcessor`` decides what happens to the file (and
+contains every failure), ``Ingestion`` reads it through the engine and writes its points,
+``FileMover`` moves it to ``parsed/`` or ``error/`` and notes where it went.
+
 A file outside the layout is refused as bad content; one at the wrong depth has no device
 folder for an ``error/`` beside it, so it stays, and a sweep that remembers misplaced files
 (``core/misplaced.py``) reports it once, then skips it.
@@ -76,8 +80,6 @@ if TYPE_CHECKING:  # the InfluxDB client is imported by runs that write only (no
 
 log = logging.getLogger("powerview.runner")
 
-TAKEN_NOTE = "taken by another process (or already moved)"
-
 
 class FileProcessor:
     """Processes one file at a time for a run; see the module docstring."""
@@ -91,15 +93,14 @@ class FileProcessor:
         copy: LineProtocolCopy | None = None,
         records: RunRecords | None = None,
         misplaced: MisplacedFiles | None = None,
+        bytes_read: Callable[[int], None] | None = None,
     ) -> None:
         self.config = config
-        self.writer = writer
         self.run_id = run_id
-        self.copy = copy
         self.records = records  # None: nothing recorded (a dry run)
         self.misplaced = misplaced
-        self.parse_options = config.parse or ParseOptions()
-        self.bytes_read: Callable[[int], None] | None = None  # told after each batch
+        self.mover = FileMover(config.data_folder, run_id, config.dry_run)
+        self.ingestion = Ingestion(config, writer, self.mover, copy, bytes_read)
 
     def process(self, path: Path) -> FileResult:
         """Everything that happens to one file; never raises for a problem with the file."""
@@ -108,13 +109,13 @@ class FileProcessor:
         try:
             location = locate(self.config.data_folder, path)
         except LayoutError as error:
-            result = self._refused(path, error)
+            result = self._contained(path, None, self._refused, path, error)
         except OSError as error:  # a name too long to stat, a folder that cannot be read...
             result = unexpected_result(self._relative(path), error)
             result.notes.append("left in place: it could not be looked at")
         else:
             if self.config.dry_run:
-                result = self._contained(location.path, None, self._read, location)
+                result = self._contained(location.path, None, self.ingestion.read, location)
             else:
                 result = self._claimed(location)
         result.duration_s = time.monotonic() - started
@@ -125,7 +126,7 @@ class FileProcessor:
     def _claimed(self, location: FileLocation) -> FileResult:
         with take(location.path) as held:
             if held:
-                return self._contained(location.path, held, self._ingest, location)
+                return self._contained(location.path, held, self.ingestion.ingest, location)
             if held.state == UNREADABLE:
                 result = FileResult(
                     file=location.relative,
@@ -133,9 +134,9 @@ class FileProcessor:
                     error_kind=ErrorKind.UNEXPECTED,
                     error={"code": "unreadable", "line": None, "reason": held.reason},
                 )
-                self._set_aside(location.path, result)
+                self.mover.set_aside(location.path, result)
                 return result
-            return _taken(location.relative, TAKEN_NOTE)
+            return _taken(location.relative, "taken by another process (or already moved)")
 
     def _contained(
         self, path: Path, held: Claim | None, work: Callable[..., FileResult], *args: object
@@ -152,10 +153,68 @@ class FileProcessor:
             else:  # a bug: its traceback goes to the log
                 log.exception("unexpected error on %s", printable(self._relative(path)))
             result = unexpected_result(self._relative(path), error)
-            self._set_aside(held or path, result)
+            self.mover.set_aside(held or path, result)
             return result
 
-    def _read(self, location: FileLocation) -> FileResult:
+    def _refused(self, path: Path, error: LayoutError) -> FileResult:
+        """A file the layout refuses: gone, misplaced, or under an unsafe name."""
+        relative = self._relative(path)
+        if error.code == "not_found":  # moved away by another process since the listing
+            return _taken(relative, "no longer there: taken by another process")
+        if error.code == "wrong_depth" and self.misplaced is not None:
+            reported = self.misplaced.reported_at(path)
+            if reported is not None:
+                return _reported_before(relative, reported)
+            self.misplaced.remember(path, self.run_id)
+        result = FileResult(
+            file=relative, status=Status.ERROR, error_kind=ErrorKind.DATA, error=error.as_dict()
+        )
+        # A file under an unsafe name is set aside like any refused file; a file at the
+        # wrong depth has no device folder for an error/ beside it and stays where it is.
+        if error.code == "unsafe_name" and not self.config.dry_run:
+            with take(path) as held:
+                if held:
+                    self.mover.set_aside(held, result)
+        else:
+            result.notes.append("left in place: move it under <company>/<campaign>/<device>/")
+        return result
+
+    def _record(self, location: FileLocation, result: FileResult) -> None:
+        """The file's bookkeeping records; a failure is a note, never the file's fate."""
+        if self.records is None:
+            return
+        try:
+            self.records.add_file(location, result)
+        except Exception as error:  # the records are bookkeeping: never lose the file
+            log.exception("recording %s", printable(result.file))
+            result.notes.append(f"warning: the ingestion records failed: {describe(error)}")
+
+    def _relative(self, path: Path) -> str:
+        return relative_name(self.config.data_folder, path)
+
+
+class Ingestion:
+    """One file read through the engine: all of it in a dry run, nothing sent; in a run
+    that writes, its points to its company's bucket, then the file to parsed/ (or, on bad
+    content or points refused, to error/). Exceptions other than bad content and InfluxDB's
+    answers are left to ``FileProcessor``, which contains them."""
+
+    def __init__(
+        self,
+        config: RunConfig,
+        writer: InfluxWriter | None,
+        mover: FileMover,
+        copy: LineProtocolCopy | None,
+        bytes_read: Callable[[int], None] | None,
+    ) -> None:
+        self.config = config
+        self.writer = writer
+        self.mover = mover
+        self.copy = copy
+        self.bytes_read = bytes_read  # told after each batch (the progress display)
+        self.parse_options = config.parse or ParseOptions()
+
+    def read(self, location: FileLocation) -> FileResult:
         """Dry run: the whole engine, nothing written but the optional --lp-out copy."""
         summary = new_summary(location)
         result = FileResult(file=location.relative, status=Status.OK, summary=summary)
@@ -170,7 +229,8 @@ class FileProcessor:
             result.error = {"code": "unreadable", "line": None, "reason": reason}
         return result
 
-    def _ingest(self, location: FileLocation, held: Claim) -> FileResult:
+    def ingest(self, location: FileLocation, held: Claim) -> FileResult:
+        """The claimed file's points to InfluxDB, then the file to parsed/ or error/."""
         from core.influx_writer import WriteError  # noqa: PLC0415 - see the imports
 
         summary = new_summary(location)
@@ -185,21 +245,20 @@ class FileProcessor:
             changed = held.unread_change(None)
             if changed is not None:
                 return mark_changed(result, changed)
-            self._set_aside(held, result)
+            self.mover.set_aside(held, result)
             return result
         except WriteError as error:
             mark_write_failure(result, error)
             if result.status == Status.ERROR:
-                self._set_aside(held, result)
+                self.mover.set_aside(held, result)
             return result
         changed = held.unread_change(summary.bytes_read)
         if changed is not None:
             return mark_changed(result, changed)
         if self.config.verify:
             assert self.writer is not None
-            measurement = self.parse_options.measurement
-            verify_file(self.writer, location, summary, measurement, result)
-        self._note_move(result, move_to_parsed(held), "parsed/")
+            verify_file(self.writer, location, summary, self.parse_options.measurement, result)
+        self.mover.note_move(result, move_to_parsed(held), "parsed/")
         return result
 
     def _send(
@@ -228,43 +287,30 @@ class FileProcessor:
         send: Callable[[bytes], None] | None,
     ) -> None:
         """Read the file once: every batch to ``send``, to the --lp-out copy and progress."""
-        options = self.parse_options
         stream_file(
-            location, summary, stream, options, send, copy=self.copy, bytes_read=self.bytes_read
+            location,
+            summary,
+            stream,
+            self.parse_options,
+            send,
+            copy=self.copy,
+            bytes_read=self.bytes_read,
         )
 
-    def _refused(self, path: Path, error: LayoutError) -> FileResult:
-        """A file the layout refuses: gone, misplaced, or under an unsafe name."""
-        if error.code == "not_found":  # moved away by another process since the listing
-            return _taken(self._relative(path), "no longer there: taken by another process")
-        if error.code == "wrong_depth" and self.misplaced is not None:
-            reported = self.misplaced.reported_at(path)
-            if reported is not None:
-                return _reported_before(self._relative(path), reported)
-            self.misplaced.remember(path, self.run_id)
-        return self._contained(path, None, self._layout_error, path, error)
 
-    def _layout_error(self, path: Path, error: LayoutError) -> FileResult:
-        result = FileResult(
-            file=self._relative(path),
-            status=Status.ERROR,
-            error_kind=ErrorKind.DATA,
-            error=error.as_dict(),
-        )
-        # A file under an unsafe name is set aside like any refused file; a file at the
-        # wrong depth has no device folder for an error/ beside it and stays where it is.
-        if error.code == "unsafe_name" and not self.config.dry_run:
-            with take(path) as held:
-                if held:
-                    self._set_aside(held, result)
-        else:
-            result.notes.append("left in place: move it under <company>/<campaign>/<device>/")
-        return result
+class FileMover:
+    """Moves a processed file to ``error/`` with its reason (``core/lifecycle.py``), and
+    notes in its result where it went; a dry run moves nothing."""
 
-    def _set_aside(self, source: Path | Claim, result: FileResult) -> None:
+    def __init__(self, data_folder: Path, run_id: str, dry_run: bool) -> None:
+        self.data_folder = data_folder
+        self.run_id = run_id
+        self.dry_run = dry_run
+
+    def set_aside(self, source: Path | Claim, result: FileResult) -> None:
         """Move the file to error/ with its reason; when that fails, the file stays where it
         is and the report says why (the failure is then an unexpected one: exit code 5)."""
-        if self.config.dry_run:
+        if self.dry_run:
             return
         skipped_rows = result.summary.as_dict()["skipped_rows"] if result.summary else None
         details = {
@@ -286,27 +332,16 @@ class FileProcessor:
             why = f"left in place: it could not be moved to error/ ({describe(error)})"
             result.notes.append(why)
             return
-        self._note_move(result, moved, "error/")
+        self.note_move(result, moved, "error/")
 
-    def _note_move(self, result: FileResult, moved: Moved, folder: str) -> None:
-        result.moved_to = self._relative(moved.target) if moved.target else None
+    def note_move(self, result: FileResult, moved: Moved, folder: str) -> None:
+        """Where the file went (``moved_to``), and what the move had to say."""
+        target = moved.target
+        result.moved_to = relative_name(self.data_folder, target) if target else None
         if moved.duplicate:
             result.notes.append(f"an identical file was already in {folder}: one copy kept")
         if moved.left_in_place:
             result.notes.append(moved.left_in_place)
-
-    def _record(self, location: FileLocation, result: FileResult) -> None:
-        """The file's bookkeeping records; a failure is a note, never the file's fate."""
-        if self.records is None:
-            return
-        try:
-            self.records.add_file(location, result)
-        except Exception as error:  # the records are bookkeeping: never lose the file
-            log.exception("recording %s", printable(result.file))
-            result.notes.append(f"warning: the ingestion records failed: {describe(error)}")
-
-    def _relative(self, path: Path) -> str:
-        return relative_name(self.config.data_folder, path)
 
 
 def new_summary(location: FileLocation) -> FileSummary:

@@ -105,8 +105,8 @@ class Runner:
             copy=self._copy,
             records=self._records,
             misplaced=self._misplaced,
+            bytes_read=self.progress.bytes_read,
         )
-        self.processor.bytes_read = self.progress.bytes_read
 
     def run(
         self, explicit_file: Path | None = None, files: Sequence[Path] | None = None

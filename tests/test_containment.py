@@ -20,7 +20,7 @@ import pytest
 
 from core import streaming
 from core.engine import ParseOptions
-from core.file_processor import FileProcessor
+from core.file_processor import Ingestion
 from core.influx_writer import InfluxWriter
 from core.lifecycle import sidecar_path
 from core.outcomes import ExitCode
@@ -292,13 +292,13 @@ def writer(influxdb_env):
 def ingest_with(data: Path, writer, monkeypatch, during) -> Runner:
     """An ingestion of ``data`` that calls ``during(path)`` once the file has been read to
     its end and before it is moved (where a slow InfluxDB leaves time for an upload)."""
-    original = FileProcessor._stream
+    original = Ingestion._stream
 
     def stream_then_interfere(self, location, summary, stream, send):
         original(self, location, summary, stream, send)
         during(location.path)
 
-    monkeypatch.setattr(FileProcessor, "_stream", stream_then_interfere)
+    monkeypatch.setattr(Ingestion, "_stream", stream_then_interfere)
     runner = Runner(RunConfig(data, dry_run=False, min_file_age_s=0), writer())
     runner.run()
     return runner
