@@ -6,8 +6,9 @@
   file number, the file being read, the bytes read and the time left; it is redrawn in place
   (a carriage return, never a new line), at most every ``REFRESH_S``, and fits the width of
   the terminal at each redraw (``COLUMNS`` when set, as ``shutil.get_terminal_size`` reads
-  it, else the terminal's own width), so that it never wraps. Its last state shows the
-  totals; the human summary that follows (``core/report.py``) ends with them too.
+  it, else the terminal's own width), so that it never wraps. A warning logged meanwhile is
+  printed above the bar, on a line of its own. Its last state shows the totals; the human
+  summary that follows (``core/report.py``) ends with them too.
 - Elsewhere (a pipe, a log file, a systemd unit), a run that writes logs one line per file,
   with ``key=value`` fields (``LogProgress``): no bar, no carriage return. A dry run there
   says nothing more: its JSON report and its summary say it all.
@@ -26,6 +27,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -115,6 +117,7 @@ class TerminalProgress(QuietProgress):
         self.refresh_s = refresh_s
         self._width = width or (lambda: terminal_width(stream))
         self._bar: Any = None
+        self._logging = ExitStack()  # console log lines printed above the bar
         self._sizes: list[int] = []
         self._done_bytes = 0  # of the files finished
         self._current_size = 0
@@ -123,6 +126,7 @@ class TerminalProgress(QuietProgress):
         if not files:
             return
         from tqdm import tqdm  # noqa: PLC0415 - on a terminal only (see the module docstring)
+        from tqdm.contrib.logging import logging_redirect_tqdm  # noqa: PLC0415
 
         class Bar(tqdm):  # type: ignore[misc, type-arg]
             monitor_interval = 0  # no monitoring thread: the run refreshes the bar itself
@@ -141,6 +145,7 @@ class TerminalProgress(QuietProgress):
             unit_divisor=1024,
             leave=True,
         )
+        self._logging.enter_context(logging_redirect_tqdm(tqdm_class=Bar))
 
     def file_started(self, number: int, path: Path) -> None:
         if self._bar is None:
@@ -175,6 +180,7 @@ class TerminalProgress(QuietProgress):
         self._bar.n = self._bar.total
         self._bar.close()  # draws the last state, then a new line
         self._bar = None
+        self._logging.close()
 
     def _move_to(self, done: int) -> None:
         self._bar.ncols = self._line_width()

@@ -12,10 +12,13 @@ import pty
 import re
 import shutil
 import struct
+import sys
 import termios
 import threading
 import tty
+from pathlib import Path
 
+from core import streaming
 from core.engine import ParseOptions
 from core.outcomes import ErrorKind, ExitCode, Status
 from core.progress import TerminalProgress, log_fields
@@ -108,6 +111,32 @@ def test_the_bar_moves_within_one_large_file(tmp_path, monkeypatch):
         if state.startswith("1/1 files") and (match := re.search(r"(\d+)%", state))
     }
     assert len(within - {0, 100}) > 1  # several states strictly between start and end
+
+
+def test_a_warning_during_a_terminal_run_gets_a_line_of_its_own(tmp_path, monkeypatch):
+    """A log line printed while the bar is shown starts a line: it is not glued to the bar."""
+    monkeypatch.setenv("COLUMNS", "100")
+    terminal = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    handler = logging.StreamHandler(sys.stderr)  # as logging.basicConfig in tsv_parser.py
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    monkeypatch.setattr(logging.root, "handlers", [handler])
+    data = copy_samples(tmp_path / "data", V003, BIG)
+    original = streaming.check_device_folder
+
+    def bug(location, summary):
+        if location.path.name == Path(BIG).name:
+            raise KeyError("a bug")
+        original(location, summary)
+
+    monkeypatch.setattr(streaming, "check_device_folder", bug)
+    config = RunConfig(data_folder=data, dry_run=True, min_file_age_s=0, progress=True)
+    report = Runner(config, progress=TerminalProgress(terminal, refresh_s=0)).run()
+    assert report.exit_code == ExitCode.UNEXPECTED
+    lines = terminal.getvalue().split("\n")
+    (logged,) = [line for line in lines if "unexpected error on" in line]
+    assert logged.split("\r")[-1].startswith("ERROR powerview.runner: unexpected error on")
+    assert frames(terminal.getvalue())[-1].startswith("2 file(s): 1 ok, 1 error")
 
 
 def test_the_summary_ends_with_the_totals(tmp_path):
