@@ -52,6 +52,9 @@ LP_OUT_CLOSED = "the reader of --lp-out closed it"
 
 @dataclass
 class RunConfig:
+    """What one run takes and how (``tsv_parser.py`` fills it from its arguments and
+    settings, the drainer from its settings)."""
+
     data_folder: Path
     dry_run: bool = True
     parse: ParseOptions | None = None
