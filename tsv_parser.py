@@ -246,9 +246,9 @@ def reject_upload(
     except LayoutError as error:
         return fail(f"refused: {error}")
     report = RunReport(mode="dry-run" if dry_run else "reject", data_folder=str(data_folder))
-    error = {"code": "upload_incomplete", "line": None, "reason": reason}
+    refusal = {"code": "upload_incomplete", "line": None, "reason": reason}
     result = FileResult(file=location.relative, status=Status.ERROR, error_kind=ErrorKind.DATA)
-    result.error = error
+    result.error = refusal
     report.files.append(result)
     if dry_run:
         result.notes.append("dry run: would be set aside in error/, not moved")
@@ -256,7 +256,7 @@ def reject_upload(
         with take(location.path) as held:
             if held:
                 details = {
-                    **error,
+                    **refusal,
                     "file": location.relative,
                     "error_kind": ErrorKind.DATA,
                     "parser_version": __version__,

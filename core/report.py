@@ -21,6 +21,7 @@ from typing import Any, TextIO
 from core import __version__
 from core.outcomes import ErrorKind, ExitCode, SkipReason, Status
 from core.summary import FileSummary
+from core.timestamps import iso_utc
 
 
 def utc_now_iso() -> str:
@@ -172,22 +173,24 @@ def totals_line(report: RunReport) -> str:
 def file_lines(result: FileResult) -> list[str]:
     """One file in the human summary: its status and name, then its details, indented."""
     lines = [f"  {result.status:<7} {result.file}"]
-    summary = result.summary.as_dict() if result.summary else {}
     if result.error:
         where = f"line {result.error['line']}: " if result.error.get("line") else ""
         lines.append(f"          {result.error_kind} error: {where}{result.error['reason']}")
-    if summary.get("data_rows"):
+    summary = result.summary
+    if summary is None:
+        return lines + [f"          {note}" for note in result.notes]
+    if summary.data_rows:
         lines.append(
-            f"          {summary['format_tag']}, master {summary['master_sn']} "
-            f"({summary['master_subtype']}), {summary['channel_count']} channels, "
-            f"{summary['data_rows']} rows, {summary['rows_written']} written, "
-            f"{summary['values_written']:,} values, "
-            f"{summary['first_timestamp']} .. {summary['last_timestamp']}"
+            f"          {summary.format_tag}, master {summary.master_sn} "
+            f"({summary.master_subtype}), {len(summary.channels)} channels, "
+            f"{summary.data_rows} rows, {summary.rows_written} written, "
+            f"{summary.values_written:,} values, "
+            f"{iso_utc(summary.first_timestamp)} .. {iso_utc(summary.last_timestamp)}"
         )
-    for kind in ("rows", "values"):
-        for reason, counter in (summary.get(f"skipped_{kind}") or {}).items():
-            first = ", ".join(str(line) for line in counter["first_lines"][:5])
-            lines.append(f"          skipped {kind}, {reason}: {counter['count']} (lines {first})")
-    lines += [f"          warning: {warning}" for warning in summary.get("warnings") or []]
+    for kind, table in (("rows", summary.skipped_rows), ("values", summary.skipped_values)):
+        for reason, counter in sorted(table.items()):
+            first = ", ".join(str(line) for line in counter.lines[:5])
+            lines.append(f"          skipped {kind}, {reason}: {counter.count} (lines {first})")
+    lines += [f"          warning: {warning}" for warning in summary.warnings]
     lines += [f"          {note}" for note in result.notes]
     return lines
