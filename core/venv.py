@@ -30,7 +30,7 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ENTRY_POINTS = ("tsv_parser.py", "manage_influx_tokens.py")
 # One top-level module of each runtime requirement the entry points import.
-REQUIRED_MODULES = ("influxdb_client", "dotenv", "requests", "tqdm")
+REQUIRED_MODULES = ("influxdb_client", "dotenv", "requests")
 # Set in the environment of the re-executed script, so a broken environment fails once
 # instead of re-executing itself forever.
 REEXEC_MARKER = "POWERVIEW_VENV_REEXEC"
