@@ -14,6 +14,7 @@ import math
 import os
 import sys
 import tempfile
+import textwrap
 import traceback
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,12 +25,8 @@ from core.engine import ParseOptions
 from core.layout import ERROR_DIR, PARSED_DIR, LayoutError, locate
 from core.lifecycle import move_to_error, take
 from core.names import is_safe_name
+from core.outcomes import ErrorKind, ExitCode, SkipReason, Status, exit_code_for
 from core.report import (
-    KIND_CONFIGURATION,
-    KIND_DATA,
-    SKIP_TAKEN,
-    STATUS_ERROR,
-    STATUS_SKIPPED,
     FileResult,
     RunReport,
     print_human_summary,
@@ -37,19 +34,11 @@ from core.report import (
     utc_now_iso,
     write_json_atomically,
 )
-from core.runner import (
-    EXIT_CONFIGURATION,
-    EXIT_OK,
-    EXIT_TEMPORARY,
-    EXIT_UNEXPECTED,
-    EXIT_USAGE,
-    RunConfig,
-    Runner,
-)
+from core.runner import RunConfig, Runner
 from core.runtime import tune_allocator
-from core.settings import ParserSettings, SettingsError, load_settings
+from core.settings import ParserSettings, Settings, SettingsError, load_settings
 
-EPILOG = """\
+EXAMPLES = """\
 examples:
   try every pending file without writing or moving anything:
     tsv_parser.py --dataFolder /srv/sftpgo/data --dry-run
@@ -66,20 +55,40 @@ examples:
   check the settings, InfluxDB and Grafana (exit code 0 only when all is well):
     tsv_parser.py --check
 
-exit codes:
-  0  every file was ingested (or, in a dry run, could be), or there was nothing to do
-  1  at least one file has bad content: moved to error/ (dry run: would be)
-  2  bad arguments or settings, or the report folder is not writable: nothing was read,
-     written or moved
-  3  InfluxDB was unreachable or overloaded (after retries): those files stay for the
-     next sweep
-  4  InfluxDB refused the token or the organization: the run stopped, files stay
-  5  unexpected error (a bug, or the environment: a full disk, a parsed/ that is a file,
-     an unreadable file): recorded against the file, which is moved to error/ when it can
-     be, else left in place; the other files were processed and the report written
+"""
 
+# What each exit code means for this command; the codes and their ranking (the most severe
+# failure wins) are core/outcomes.py's, shared with --check and manage_influx_tokens.py.
+EXIT_CODE_HELP = {
+    ExitCode.OK: "every file was ingested (or, in a dry run, could be), or there was nothing to do",
+    ExitCode.DATA: "at least one file has bad content: moved to error/ (dry run: would be)",
+    ExitCode.USAGE: "bad arguments or settings, or the report folder is not writable: nothing "
+    "was read, written or moved",
+    ExitCode.TEMPORARY: "InfluxDB was unreachable or overloaded (after retries): those files "
+    "stay for the next sweep",
+    ExitCode.CONFIGURATION: "InfluxDB refused the token or the organization: the run stopped, "
+    "files stay",
+    ExitCode.UNEXPECTED: "unexpected error (a bug, or the environment: a full disk, a parsed/ "
+    "that is a file, an unreadable file): recorded against the file, which is moved to error/ "
+    "when it can be, else left in place; the other files were processed and the report written",
+}
+
+
+def exit_codes_help() -> str:
+    """The ``exit codes:`` section of ``--help``, from EXIT_CODE_HELP."""
+    return "exit codes:\n" + "".join(
+        textwrap.fill(meaning, 89, initial_indent=f"  {code:d}  ", subsequent_indent=" " * 5) + "\n"
+        for code, meaning in EXIT_CODE_HELP.items()
+    )
+
+
+EPILOG = (
+    EXAMPLES
+    + exit_codes_help()
+    + """
 Settings come from the environment and .env (see README.md, "Configuration").
 """
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -175,7 +184,7 @@ def seconds(text: str) -> float:
     return value
 
 
-def fail(message: str, code: int = EXIT_USAGE) -> int:
+def fail(message: str, code: ExitCode = ExitCode.USAGE) -> int:
     print(f"tsv_parser.py: error: {printable(message)}", file=sys.stderr)
     return code
 
@@ -224,9 +233,9 @@ def reject_upload(
     except LayoutError as error:
         return fail(f"refused: {error}")
     report = RunReport(mode="dry-run" if dry_run else "reject", data_folder=str(data_folder))
-    error = {"code": "upload_incomplete", "line": None, "reason": reason}
-    result = FileResult(file=location.relative, status=STATUS_ERROR, error_kind=KIND_DATA)
-    result.error = error
+    refusal = {"code": "upload_incomplete", "line": None, "reason": reason}
+    result = FileResult(file=location.relative, status=Status.ERROR, error_kind=ErrorKind.DATA)
+    result.error = refusal
     report.files.append(result)
     if dry_run:
         result.notes.append("dry run: would be set aside in error/, not moved")
@@ -234,9 +243,9 @@ def reject_upload(
         with take(location.path) as held:
             if held:
                 details = {
-                    **error,
+                    **refusal,
                     "file": location.relative,
-                    "error_kind": KIND_DATA,
+                    "error_kind": ErrorKind.DATA,
                     "parser_version": __version__,
                     "time": datetime.now(UTC).isoformat(),
                 }
@@ -246,16 +255,16 @@ def reject_upload(
                 result.notes += [moved.left_in_place] if moved.left_in_place else []
             else:
                 result.status, result.error_kind, result.skip_reason = (
-                    STATUS_SKIPPED,
+                    Status.SKIPPED,
                     None,
-                    SKIP_TAKEN,
+                    SkipReason.TAKEN,
                 )
                 result.notes.append("taken by another process; not moved")
     report.finished_at = utc_now_iso()
     print_human_summary(report, sys.stderr)
     if report_file is not None:
         write_json_atomically(report_file, report.as_dict())
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -267,15 +276,16 @@ def main(argv: list[str] | None = None) -> int:
         return stdout_closed()
     except Exception:
         traceback.print_exc()
-        print("tsv_parser.py: unexpected error (exit code 5)", file=sys.stderr)
-        return EXIT_UNEXPECTED
+        code = exit_code_for([ErrorKind.UNEXPECTED])
+        print(f"tsv_parser.py: unexpected error (exit code {code:d})", file=sys.stderr)
+        return code
 
 
 def stdout_closed() -> int:
     """The reader of stdout went away (``... | head``): no more output, no traceback."""
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def run(argv: list[str] | None = None) -> int:
@@ -303,34 +313,56 @@ def run(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    data_folder: Path = args.data_folder
-    if not data_folder.is_dir():
-        return fail(f"--dataFolder {data_folder} is not a folder")
-    if args.company is not None:
-        if args.tsv_file is not None:
-            return fail("--company sweeps a company's folder: not with --tsvFile")
-        if not is_safe_name(args.company):
-            return fail(f"--company {args.company!r} is not an allowed company name")
-        company_folder = data_folder / args.company
-        if company_folder.is_symlink() or not company_folder.is_dir():
-            return fail(f"--company: {company_folder} is not a folder")
+    refused = check_folders(args.data_folder, args.company, args.tsv_file)
+    if refused is not None:
+        return refused
     explicit = None
     if args.tsv_file is not None:
-        explicit = resolve_tsv_file(data_folder, args.tsv_file)
-        try:
-            locate(data_folder, explicit)
-        except LayoutError as error:
-            if error.code == "not_found" and already_processed(explicit):
-                shown = printable(str(explicit))
-                print(f"{shown}: already moved by another run; nothing to do", file=sys.stderr)
-                return EXIT_OK
-            if error.code in ("outside_data_folder", "not_found", "not_a_file"):
-                return fail(f"--tsvFile refused: {error}")
+        explicit = resolve_tsv_file(args.data_folder, args.tsv_file)
+        refused = check_tsv_file(args.data_folder, explicit)
+        if refused is not None:
+            return refused
     if args.reject is not None:
         if explicit is None:
             return fail("--reject needs --tsvFile")
-        return reject_upload(data_folder, explicit, args.reject, args.dry_run, args.report_file)
+        return reject_upload(
+            args.data_folder, explicit, args.reject, args.dry_run, args.report_file
+        )
+    return ingest(args, settings, explicit)
 
+
+def check_folders(data_folder: Path, company: str | None, tsv_file: Path | None) -> int | None:
+    """The exit code of a refused --dataFolder or --company (None when they are good)."""
+    if not data_folder.is_dir():
+        return fail(f"--dataFolder {data_folder} is not a folder")
+    if company is not None:
+        if tsv_file is not None:
+            return fail("--company sweeps a company's folder: not with --tsvFile")
+        if not is_safe_name(company):
+            return fail(f"--company {company!r} is not an allowed company name")
+        company_folder = data_folder / company
+        if company_folder.is_symlink() or not company_folder.is_dir():
+            return fail(f"--company: {company_folder} is not a folder")
+    return None
+
+
+def check_tsv_file(data_folder: Path, explicit: Path) -> int | None:
+    """The exit code of a --tsvFile that is not to be processed (None when it is): refused,
+    or already moved by a concurrent run. Other layout problems are the run's to report."""
+    try:
+        locate(data_folder, explicit)
+    except LayoutError as error:
+        if error.code == "not_found" and already_processed(explicit):
+            shown = printable(str(explicit))
+            print(f"{shown}: already moved by another run; nothing to do", file=sys.stderr)
+            return ExitCode.OK
+        if error.code in ("outside_data_folder", "not_found", "not_a_file"):
+            return fail(f"--tsvFile refused: {error}")
+    return None
+
+
+def ingest(args: argparse.Namespace, settings: Settings, explicit: Path | None) -> int:
+    """A dry run or an ingestion of the explicit file or of a sweep; its exit code."""
     if not args.dry_run:
         problem = check_report_folder(report_folder(args, settings.parser))
         if problem:
@@ -341,21 +373,7 @@ def run(argv: list[str] | None = None) -> int:
         lp_stream = sys.stdout.buffer
     elif args.lp_out:
         lp_stream = open(args.lp_out, "wb")  # noqa: SIM115 - closed below
-    config = RunConfig(
-        data_folder=data_folder,
-        dry_run=args.dry_run,
-        parse=ParseOptions.from_settings(settings.parser),
-        min_file_age_s=(
-            args.min_age if args.min_age is not None else settings.parser.min_file_age_s
-        ),
-        verify=args.verify,
-        meta_bucket=settings.influx.meta_bucket,
-        lp_out=lp_stream,
-        progress=explicit is None and sys.stderr.isatty(),
-        company=args.company,
-        state_dir=None if args.dry_run else report_folder(args, settings.parser),
-        inline_max_bytes=settings.influx.inline_max_bytes,
-    )
+    config = run_config(args, settings, lp_stream)
     writer = None
     try:
         if not args.dry_run:
@@ -366,8 +384,9 @@ def run(argv: list[str] | None = None) -> int:
             try:
                 writer.check()
             except WriteError as error:
-                code = EXIT_CONFIGURATION if error.kind == KIND_CONFIGURATION else EXIT_TEMPORARY
-                return fail(f"{error}\n(no file was touched)", code)
+                refused = error.kind == ErrorKind.CONFIGURATION
+                kind = ErrorKind.CONFIGURATION if refused else ErrorKind.TEMPORARY
+                return fail(f"{error}\n(no file was touched)", exit_code_for([kind]))
         report = Runner(config, writer).run(explicit)
     finally:
         if writer is not None:
@@ -381,7 +400,32 @@ def run(argv: list[str] | None = None) -> int:
             lp_stream.flush()
         except BrokenPipeError:
             stdout_closed()
+    return publish(args, settings, report)
 
+
+def run_config(
+    args: argparse.Namespace, settings: Settings, lp_stream: BinaryIO | None
+) -> RunConfig:
+    return RunConfig(
+        data_folder=args.data_folder,
+        dry_run=args.dry_run,
+        parse=ParseOptions.from_settings(settings.parser),
+        min_file_age_s=(
+            args.min_age if args.min_age is not None else settings.parser.min_file_age_s
+        ),
+        verify=args.verify,
+        meta_bucket=settings.influx.meta_bucket,
+        lp_out=lp_stream,
+        progress=sys.stderr.isatty(),  # a bar, also within one large file
+        company=args.company,
+        state_dir=None if args.dry_run else report_folder(args, settings.parser),
+        inline_max_bytes=settings.influx.inline_max_bytes,
+    )
+
+
+def publish(args: argparse.Namespace, settings: Settings, report: RunReport) -> int:
+    """The summary on stderr; the JSON report on stdout (dry run) or in the report folder,
+    and in --report-file; the run's exit code."""
     print_human_summary(report, sys.stderr)
     if args.dry_run:
         if args.lp_out != "-":

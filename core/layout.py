@@ -101,8 +101,10 @@ def pending_files(
     Not taken: files in a device folder's ``parsed/`` and ``error/``, hidden files and folders
     (including SFTPGo's ``.sftpgo-upload.*`` temp files), and symbolic links, which could
     lead out of the data folder. A folder that cannot be listed is added to ``unreadable``
-    (with the reason), so that its files are not silently forgotten. ``company`` limits the
-    walk to that company's folder.
+    (with the reason), so that its files are not silently forgotten.
+
+    With ``company``, the walk starts at ``<data_folder>/<company>``: the other companies'
+    folders are not even listed (the sweep after one SFTP disconnection reads one tree).
     """
 
     def cannot_list(error: OSError) -> None:

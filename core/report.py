@@ -1,4 +1,11 @@
-"""Run reports: one JSON document per run, and the short human summary of the same run."""
+"""Run reports: one JSON document per run, and the short human summary of the same run.
+
+A run (``core/runner.py``) appends one ``FileResult`` per file to its ``RunReport``; the
+outcomes are the enums of ``core/outcomes.py`` (``Status``, ``SkipReason``, ``ErrorKind``,
+``ExitCode``), written in the JSON document as their plain string and number values. The
+human summary lists each file, then the run's messages, and ends with the totals, so that
+the last line on a terminal is the one an operator reads first.
+"""
 
 from __future__ import annotations
 
@@ -12,26 +19,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from core import __version__
+from core.outcomes import ErrorKind, ExitCode, SkipReason, Status
 from core.summary import FileSummary
-
-# What happened to a file in this run.
-STATUS_OK = "ok"  # ingested (or, in a dry run, would be)
-STATUS_ERROR = "error"  # a data error: set aside in error/ (dry run: would be)
-STATUS_RETRY = "retry"  # left in place for the next sweep (temporary or configuration error)
-STATUS_SKIPPED = "skipped"  # not touched: too young, or another process has it
-
-# Why a file was skipped (``skip_reason``), for readers of the report such as the hook.
-SKIP_TOO_YOUNG = "too_young"  # modified less than the minimum age ago: may be uploading
-SKIP_TAKEN = "taken"  # another process holds it, or has moved it
-SKIP_CHANGED = "changed"  # replaced or grown during ingestion: left for the next run
-SKIP_NOT_TRIED = "not_tried"  # the run stopped before it
-SKIP_REPORTED = "reported_before"  # a misplaced file already reported by an earlier run
-
-# Why a file was not ingested.
-KIND_DATA = "data"
-KIND_TEMPORARY = "temporary"
-KIND_CONFIGURATION = "configuration"
-KIND_UNEXPECTED = "unexpected"  # a bug, or the environment (full disk, permissions)
+from core.timestamps import iso_utc
 
 
 def utc_now_iso() -> str:
@@ -43,8 +33,8 @@ class FileResult:
     """The outcome for one file: the engine's summary plus what the run did with it."""
 
     file: str
-    status: str
-    error_kind: str | None = None
+    status: Status
+    error_kind: ErrorKind | None = None
     error: dict[str, Any] | None = None
     summary: FileSummary | None = None
     moved_to: str | None = None
@@ -52,7 +42,7 @@ class FileResult:
     duration_s: float = 0.0
     verify: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
-    skip_reason: str | None = None  # one of SKIP_*, when status is "skipped"
+    skip_reason: SkipReason | None = None  # when status is skipped
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -80,22 +70,22 @@ class RunReport:
     started_at: str = field(default_factory=utc_now_iso)
     finished_at: str | None = None
     duration_s: float = 0.0
-    exit_code: int = 0
+    exit_code: ExitCode = ExitCode.OK
     files: list[FileResult] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
     min_file_age_s: float | None = None  # a sweep's minimum age (None: one explicit file)
 
-    def count(self, status: str) -> int:
+    def count(self, status: Status) -> int:
         return sum(1 for result in self.files if result.status == status)
 
     def totals(self) -> dict[str, int]:
         summaries = [result.summary for result in self.files if result.summary]
         return {
             "files": len(self.files),
-            "ok": self.count(STATUS_OK),
-            "error": self.count(STATUS_ERROR),
-            "retry": self.count(STATUS_RETRY),
-            "skipped": self.count(STATUS_SKIPPED),
+            "ok": self.count(Status.OK),
+            "error": self.count(Status.ERROR),
+            "retry": self.count(Status.RETRY),
+            "skipped": self.count(Status.SKIPPED),
             "rows_written": sum(summary.rows_written for summary in summaries),
             "values_written": sum(summary.values_written for summary in summaries),
             "points_written": sum(result.points_written for result in self.files),
@@ -152,7 +142,8 @@ def printable(text: str) -> str:
 
 
 def print_human_summary(report: RunReport, stream: TextIO) -> None:
-    """A few lines an operator reads at a glance: one line per file, then the totals.
+    """What an operator reads at a glance: one line per file (with its details), the run's
+    messages, then the totals, last, where the eye lands after hundreds of files.
 
     File names come from SFTP users: every control character (a newline, a terminal escape)
     is shown escaped (``printable``), so a name cannot forge or garble a line."""
@@ -160,36 +151,46 @@ def print_human_summary(report: RunReport, stream: TextIO) -> None:
     def say(text: str) -> None:
         stream.write(printable(text) + "\n")
 
+    for result in report.files:
+        for line in file_lines(result):
+            say(line)
+    for message in report.messages:
+        say(f"  {message}")
+    say(totals_line(report))
+
+
+def totals_line(report: RunReport) -> str:
+    """The run's totals in one line (the last line of the human summary)."""
     totals = report.totals()
     title = "dry run (nothing written, nothing moved)" if report.mode == "dry-run" else "run"
-    say(
+    return (
         f"PowerView {title}: {totals['files']} file(s): {totals['ok']} ok, "
         f"{totals['error']} error, {totals['retry']} to retry, {totals['skipped']} skipped; "
         f"{totals['values_written']:,} values"
     )
-    for result in report.files:
-        say(f"  {result.status:<7} {result.file}")
-        summary = result.summary.as_dict() if result.summary else {}
-        if result.error:
-            where = f"line {result.error['line']}: " if result.error.get("line") else ""
-            say(f"          {result.error_kind} error: {where}{result.error['reason']}")
-        if summary.get("data_rows"):
-            say(
-                f"          {summary['format_tag']}, master {summary['master_sn']} "
-                f"({summary['master_subtype']}), {summary['channel_count']} channels, "
-                f"{summary['data_rows']} rows, {summary['rows_written']} written, "
-                f"{summary['values_written']:,} values, "
-                f"{summary['first_timestamp']} .. {summary['last_timestamp']}"
-            )
-        for reason, counter in (summary.get("skipped_rows") or {}).items():
-            lines = ", ".join(str(line) for line in counter["first_lines"][:5])
-            say(f"          skipped rows, {reason}: {counter['count']} (lines {lines})")
-        for reason, counter in (summary.get("skipped_values") or {}).items():
-            lines = ", ".join(str(line) for line in counter["first_lines"][:5])
-            say(f"          skipped values, {reason}: {counter['count']} (lines {lines})")
-        for warning in summary.get("warnings") or []:
-            say(f"          warning: {warning}")
-        for note in result.notes:
-            say(f"          {note}")
-    for message in report.messages:
-        say(f"  {message}")
+
+
+def file_lines(result: FileResult) -> list[str]:
+    """One file in the human summary: its status and name, then its details, indented."""
+    lines = [f"  {result.status:<7} {result.file}"]
+    if result.error:
+        where = f"line {result.error['line']}: " if result.error.get("line") else ""
+        lines.append(f"          {result.error_kind} error: {where}{result.error['reason']}")
+    summary = result.summary
+    if summary is None:
+        return lines + [f"          {note}" for note in result.notes]
+    if summary.data_rows:
+        lines.append(
+            f"          {summary.format_tag}, master {summary.master_sn} "
+            f"({summary.master_subtype}), {len(summary.channels)} channels, "
+            f"{summary.data_rows} rows, {summary.rows_written} written, "
+            f"{summary.values_written:,} values, "
+            f"{iso_utc(summary.first_timestamp)} .. {iso_utc(summary.last_timestamp)}"
+        )
+    for kind, table in (("rows", summary.skipped_rows), ("values", summary.skipped_values)):
+        for reason, counter in sorted(table.items()):
+            first = ", ".join(str(line) for line in counter.lines[:5])
+            lines.append(f"          skipped {kind}, {reason}: {counter.count} (lines {first})")
+    lines += [f"          warning: {warning}" for warning in summary.warnings]
+    lines += [f"          {note}" for note in result.notes]
+    return lines

@@ -18,10 +18,13 @@ from pathlib import Path
 
 import pytest
 
+from core import streaming
 from core.engine import ParseOptions
+from core.file_processor import Ingestion
 from core.influx_writer import InfluxWriter
 from core.lifecycle import sidecar_path
-from core.runner import EXIT_UNEXPECTED, RunConfig, Runner
+from core.outcomes import ExitCode
+from core.runner import RunConfig, Runner
 from core.settings import load_settings
 from tests.conftest import PROJECT_ROOT, SAMPLES
 from tests.test_ingest import COMPANY1, V003, contract, electrical
@@ -140,8 +143,8 @@ def test_a_sweep_over_every_trigger_goes_on_and_reports_each_file(tmp_path, infl
         for folder in ("acme/parsedro/02001283/parsed", "acme/errorro/02001283/error"):
             (data / folder).chmod(0o755)  # for pytest's clean-up
 
-    assert result.returncode == EXIT_UNEXPECTED, result.stderr
-    assert report["exit_code"] == EXIT_UNEXPECTED
+    assert result.returncode == ExitCode.UNEXPECTED, result.stderr
+    assert report["exit_code"] == ExitCode.UNEXPECTED
     assert "Traceback" not in result.stderr  # the unexpected is in the report, not a crash
     for relative in good:
         assert by_file[relative]["status"] == "ok", by_file[relative]
@@ -209,7 +212,7 @@ def test_a_full_disk_while_setting_aside_leaves_the_file_with_its_reason(tmp_pat
     assert path.exists() and not (path.parent / "error" / path.name).exists()
     assert entry.error["code"] == "empty_file" and entry.error_kind == "unexpected"
     assert any("No space left on device" in note for note in entry.notes)
-    assert report.exit_code == EXIT_UNEXPECTED
+    assert report.exit_code == ExitCode.UNEXPECTED
 
 
 class _Idle:
@@ -242,14 +245,14 @@ def test_a_bug_in_one_file_does_not_stop_the_others(tmp_path, monkeypatch, influ
     data = tmp_path / "data"
     put(data, COMPANY1, (SAMPLES / COMPANY1).read_bytes())
     put(data, V003, (SAMPLES / V003).read_bytes())
-    original = Runner._check_device_folder
+    original = streaming.check_device_folder
 
-    def bug(self, location, summary):
+    def bug(location, summary):
         if location.company == "company1":
             raise KeyError("a bug")
-        original(self, location, summary)
+        original(location, summary)
 
-    monkeypatch.setattr(Runner, "_check_device_folder", bug)
+    monkeypatch.setattr(streaming, "check_device_folder", bug)
     writer = InfluxWriter(load_settings(influxdb_env, require=("influxdb",)).influx)
     try:
         report = Runner(RunConfig(data, dry_run=False, min_file_age_s=0), writer).run()
@@ -263,7 +266,7 @@ def test_a_bug_in_one_file_does_not_stop_the_others(tmp_path, monkeypatch, influ
     }
     assert (data / Path(COMPANY1).parent / "error" / Path(COMPANY1).name).exists()
     assert by_file[V003].status == "ok"
-    assert report.exit_code == EXIT_UNEXPECTED
+    assert report.exit_code == ExitCode.UNEXPECTED
 
 
 # -- the file ingested is the file moved -----------------------------------------------------
@@ -289,13 +292,13 @@ def writer(influxdb_env):
 def ingest_with(data: Path, writer, monkeypatch, during) -> Runner:
     """An ingestion of ``data`` that calls ``during(path)`` once the file has been read to
     its end and before it is moved (where a slow InfluxDB leaves time for an upload)."""
-    original = Runner._stream
+    original = Ingestion._stream
 
     def stream_then_interfere(self, location, summary, stream, send):
         original(self, location, summary, stream, send)
         during(location.path)
 
-    monkeypatch.setattr(Runner, "_stream", stream_then_interfere)
+    monkeypatch.setattr(Ingestion, "_stream", stream_then_interfere)
     runner = Runner(RunConfig(data, dry_run=False, min_file_age_s=0), writer())
     runner.run()
     return runner

@@ -128,3 +128,23 @@ def test_a_company_sweep_walks_only_that_company(tmp_path):
     touch(tmp_path / "acme" / "site" / "dev" / "parsed" / "done.tsv")
     found = [p.path.relative_to(tmp_path) for p in pending_files(tmp_path, 0.0, company="acme")]
     assert found == [Path("acme/site/dev/a.tsv")]
+
+
+def test_a_company_sweep_does_not_even_list_the_other_companies(tmp_path, monkeypatch):
+    """``--company`` walks ``<data>/<company>`` on its own: the other companies' folders are
+    never listed (a sweep after one SFTP disconnection costs one company's tree)."""
+    from core.layout import pending_files
+
+    for company in ("acme", "other"):
+        touch(tmp_path / company / "site" / "dev" / "a.tsv")
+    listed: list[Path] = []
+    real_scandir = os.scandir
+
+    def scandir(path):
+        listed.append(Path(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    found = [p.path.relative_to(tmp_path) for p in pending_files(tmp_path, 0.0, company="acme")]
+    assert found == [Path("acme/site/dev/a.tsv")]
+    assert listed and all(path.is_relative_to(tmp_path / "acme") for path in listed)
