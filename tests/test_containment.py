@@ -23,8 +23,7 @@ from core.influx_writer import InfluxWriter
 from core.lifecycle import sidecar_path
 from core.runner import EXIT_UNEXPECTED, RunConfig, Runner
 from core.settings import load_settings
-from tests.conftest import PROJECT_ROOT, SAMPLES
-from tests.test_ingest import COMPANY1, V003, contract, electrical
+from tests.helpers import COMPANY1, PROJECT_ROOT, SAMPLES, V003, contract, electrical
 from tests.unprivileged import AS_ROOT, bound_by_permissions
 
 PARSER = PROJECT_ROOT / "tsv_parser.py"

@@ -7,7 +7,7 @@ import logging
 
 from core.report import FileResult
 from core.runner import RunConfig, Runner
-from tests.test_ingest import V003, copy_samples
+from tests.helpers import V003, copy_samples
 
 
 def test_a_terminal_sweep_shows_a_progress_bar(tmp_path):

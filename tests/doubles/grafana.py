@@ -134,7 +134,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from urllib.error import HTTPError, URLError
@@ -147,6 +147,7 @@ from tests.doubles.http_base import (
     HttpAnswer,
     HttpDouble,
     HttpRequest,
+    copy_state,
     json_answer,
 )
 
@@ -512,6 +513,18 @@ class GrafanaDouble(HttpDouble):
             return request.method == method and unquote(request.path) == path
 
         self._faults.add(Fault(status, count, matches))
+
+    def copy(self) -> GrafanaDouble:
+        """A double, not started, holding a copy of this one's state and request log (the
+        same contract and settings), but none of its faults."""
+        twin = GrafanaDouble(host=self.host, contract=self.contract, **asdict(self.settings))
+        with self.state.lock:
+            twin.state = copy_state(self.state)
+        twin.state.settings = twin.settings
+        with self._log_lock:
+            twin._requests = list(self._requests)
+            twin.contract_problems = list(self.contract_problems)
+        return twin
 
     # ---- set-up and inspection helpers for tests
 

@@ -11,7 +11,9 @@ module owns what they had each written again:
   ``Content-Length`` or sent chunked), as one ``HttpRequest``;
 - writing an answer: an ``HttpAnswer`` (``json_answer``, ``empty_answer``) with its
   ``Content-Length``, no body for ``HEAD``, or ``DROP`` to close the connection unanswered;
-- a ``FaultQueue``: the failures a test injects, consumed by the requests they match.
+- a ``FaultQueue``: the failures a test injects, consumed by the requests they match;
+- ``copy_state``: the copy behind each double's ``copy()``, so that a state built once (by
+  slow playbook runs) can be handed to each test as a private copy.
 
 A subclass sets ``name`` (its thread's name) and ``methods`` (the methods it serves: any other
 gets the standard library's 501), and implements ``answer(request) -> HttpAnswer``. What a
@@ -21,6 +23,7 @@ server answers, and in which error shape a fault is answered, stays in the subcl
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import socket
 import threading
@@ -29,9 +32,15 @@ from dataclasses import dataclass, field
 from email.message import Message
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Protocol, Self, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
+
+class _Locked(Protocol):
+    lock: Any
+
+
+_State = TypeVar("_State", bound=_Locked)
 DISCONNECT = -1  # the status of an answer that is no answer: the connection is closed
 
 
@@ -135,6 +144,16 @@ class FaultQueue:
                 f for f in self._faults if f.count > 0 and (f.nth is None or f.seen < f.nth)
             ]
             return chosen
+
+
+def copy_state(state: _State) -> _State:
+    """A deep copy of a double's state object, with a fresh ``lock`` of the same kind (the
+    caller holds the original's lock)."""
+    twin = object.__new__(type(state))
+    attributes = {name: value for name, value in vars(state).items() if name != "lock"}
+    vars(twin).update(copy.deepcopy(attributes))
+    twin.lock = type(state.lock)()
+    return twin
 
 
 # --------------------------------------------------------------------------- the server

@@ -122,6 +122,7 @@ from tests.doubles.http_base import (
     HttpDouble,
     HttpRequest,
     any_request,
+    copy_state,
 )
 from tests.doubles.line_protocol import PRECISION_NS, field_kind, parse_batch, series_key
 
@@ -531,6 +532,22 @@ class InfluxDBDouble(HttpDouble):
     def admin_token(self) -> str:
         """The operator token that exists at start (all permissions, every org)."""
         return self._admin.token
+
+    def copy(self) -> InfluxDBDouble:
+        """A double, not started, holding a copy of this one's state (same organization,
+        tokens, buckets and points) and request logs, but none of its faults."""
+        twin = InfluxDBDouble(
+            host=self.host, max_body_bytes=self.max_body_bytes,
+            token_listing=self.state.token_listing, version=self.version,
+        )  # fmt: skip
+        with self.state.lock:
+            twin.state = copy_state(self.state)
+        twin._org = twin.state.orgs[self._org.id]
+        twin._admin = twin.state.auths[self._admin.id]
+        with self._log_lock:
+            twin._requests, twin._writes = list(self._requests), list(self._writes)
+        twin._write_requests_seen = self.write_requests_received
+        return twin
 
     # ---- set-up helpers for tests
 
