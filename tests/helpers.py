@@ -124,18 +124,27 @@ def ingest_records(influxdb: InfluxDBDouble, bucket: str) -> Counter:
 # ---------------------------------------------------------------------------- the parser
 
 
-def run_parser(
-    env: dict[str, str], data: Path, *args: str, timeout: float = 120
+def run_program(
+    command: list[str], env: dict[str, str], *, cwd: Path | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess:
-    """The real ``tsv_parser.py`` over ``data`` (files of any age), as a separate process."""
+    """A program as a separate process: its output as text, its exit code whatever it is."""
     return subprocess.run(
-        [sys.executable, str(PARSER), "--dataFolder", str(data), "--min-age", "0", *args],
+        command,
+        cwd=cwd,
         env=env,
         capture_output=True,
         text=True,
         timeout=timeout,
         check=False,
     )
+
+
+def run_parser(
+    env: dict[str, str], data: Path, *args: str, timeout: float = 120
+) -> subprocess.CompletedProcess:
+    """The real ``tsv_parser.py`` over ``data`` (files of any age), as a separate process."""
+    command = [sys.executable, str(PARSER), "--dataFolder", str(data), "--min-age", "0", *args]
+    return run_program(command, env, timeout=timeout)
 
 
 def last_report(env: dict[str, str]) -> dict:

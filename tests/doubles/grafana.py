@@ -147,6 +147,7 @@ from tests.doubles.http_base import (
     HttpAnswer,
     HttpDouble,
     HttpRequest,
+    RecordedRequest,
     copy_state,
     json_answer,
 )
@@ -258,20 +259,6 @@ class DataSource:
     json_data: dict[str, Any] = field(default_factory=dict)
     secure_json_data: dict[str, str] = field(default_factory=dict)
     version: int = 1
-
-
-@dataclass(frozen=True)
-class RecordedRequest:
-    """What the double received, for assertions and for the API contract check."""
-
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    headers: dict[str, str]
-    body: bytes | None
-    json: Any
-    status: int
-    login: str | None
 
 
 @dataclass

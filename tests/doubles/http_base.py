@@ -73,6 +73,21 @@ class HttpAnswer:
 DROP = HttpAnswer(DISCONNECT)
 
 
+@dataclass(frozen=True)
+class RecordedRequest:
+    """What a double received, for assertions and for the API contract check
+    (``tests.contracts.openapi_check``); ``login`` is the Grafana user who signed in."""
+
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: bytes | None
+    json: Any
+    status: int
+    login: str | None = None
+
+
 def json_answer(status: int, body: Any, content_type: str = "application/json") -> HttpAnswer:
     """``body`` as JSON, with the ``Content-Type`` the server sends."""
     return HttpAnswer(status, json.dumps(body).encode("utf-8"), {"Content-Type": content_type})

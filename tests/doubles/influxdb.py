@@ -121,6 +121,7 @@ from tests.doubles.http_base import (
     HttpAnswer,
     HttpDouble,
     HttpRequest,
+    RecordedRequest,
     any_request,
     copy_state,
 )
@@ -227,19 +228,6 @@ class StoredPoint(NamedTuple):
     field: str
     value: Any
     time_ns: int
-
-
-@dataclass(frozen=True)
-class RecordedRequest:
-    """What the double received, for assertions and for the OpenAPI contract check."""
-
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    headers: dict[str, str]
-    body: bytes | None
-    json: Any
-    status: int
 
 
 @dataclass(frozen=True)
