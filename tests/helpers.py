@@ -15,6 +15,11 @@ doubles in ``tests/doubles/``. The layout of the test suite:
   ``samples``, ``stack``); ``tests/grafana/conftest.py``: the Grafana sites' fixtures;
 - ``tests/doubles/``: the InfluxDB and Grafana doubles on one HTTP base (``http_base.py``),
   their fixtures, the line-protocol and Flux models;
+- independent references, each a module of its own because it is a second implementation
+  rather than a helper: ``tests/lp.py`` (a line-protocol reader), ``tests/reference.py`` (the
+  row rules done the slow way), ``tests/unprivileged.py`` (a process that file permissions
+  apply to, even as root), ``tests/docs_commands.py`` and ``tests/docs_runner.py`` (the
+  documentation's commands and their run in a private mount namespace);
 - ``tests/realinflux/``: the tier against a real influxd; ``tests/flux/``: the Flux checker;
   ``tests/contracts/``: the API descriptions the doubles' requests are checked against.
 
