@@ -22,11 +22,8 @@ import core.drainer
 from core.drainer import Drainer
 from core.enqueue import read_env_values
 from core.hook_config import load_config, read_env_file
-from tests import test_hook
-from tests.conftest import PROJECT_ROOT, SAMPLES
-from tests.test_hook import COMPANY1, Stack, ingest_records
+from tests.helpers import COMPANY1, PROJECT_ROOT, SAMPLES, HookInstallation, ingest_records
 
-stack = test_hook.stack  # the fixture: a temporary installation and the InfluxDB double
 TEMPLATE = SAMPLES / COMPANY1
 
 
@@ -58,7 +55,7 @@ def upload_event(path: Path) -> dict[str, str]:
     }
 
 
-def holders(stack: Stack) -> tuple[int, int, list[str]]:
+def holders(stack: HookInstallation) -> tuple[int, int, list[str]]:
     """(most drainers holding the queue at once, drainers holding it at the end, journal)."""
     lines = stack.spool.journal.read_text(encoding="utf-8").splitlines()
     holding = most = 0
@@ -68,7 +65,7 @@ def holders(stack: Stack) -> tuple[int, int, list[str]]:
     return most, holding, lines
 
 
-def electrical(stack: Stack, bucket: str) -> tuple[int, int]:
+def electrical(stack: HookInstallation, bucket: str) -> tuple[int, int]:
     """(points received in accepted writes of points, points stored)."""
     received = sum(
         write.points
@@ -79,7 +76,7 @@ def electrical(stack: Stack, bucket: str) -> tuple[int, int]:
     return received, stored
 
 
-def assert_ingested_once(stack: Stack, paths: list[Path], bucket: str = "burst") -> None:
+def assert_ingested_once(stack: HookInstallation, paths: list[Path], bucket: str = "burst") -> None:
     for path in paths:
         assert not path.exists(), path
         assert [p.name for p in (path.parent / "parsed").iterdir()] == [path.name]

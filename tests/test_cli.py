@@ -9,9 +9,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from tests.conftest import EXPECTED, PROJECT_ROOT
+from tests.helpers import COMPANY1, EMPTY, EXPECTED, PROJECT_ROOT, V003, copy_samples, files_under
 from tests.lp import parse_lines
-from tests.test_ingest import COMPANY1, EMPTY, V003, copy_samples, files_under
 from tests.unprivileged import bound_by_permissions
 
 PARSER = PROJECT_ROOT / "tsv_parser.py"
@@ -239,7 +238,7 @@ def test_an_error_that_escapes_the_run_is_exit_code_5(tmp_path, monkeypatch, cap
 
 def test_the_sweep_unit_fails_on_everything_but_bad_content():
     """0 and 1 are success for powerview-sweep.service; 2, 3, 4 and 5 (a crash) fail it."""
-    from tests.test_deploy import DEPLOY, unit_file
+    from tests.helpers import DEPLOY, unit_file
 
     service = unit_file(DEPLOY / "powerview-sweep.service")
     assert service["Service"]["SuccessExitStatus"] == ["1"]

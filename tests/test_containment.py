@@ -26,8 +26,7 @@ from core.lifecycle import sidecar_path
 from core.outcomes import ExitCode
 from core.runner import RunConfig, Runner
 from core.settings import load_settings
-from tests.conftest import PROJECT_ROOT, SAMPLES
-from tests.test_ingest import COMPANY1, V003, contract, electrical
+from tests.helpers import COMPANY1, PROJECT_ROOT, SAMPLES, V003, contract, electrical
 from tests.unprivileged import AS_ROOT, bound_by_permissions
 
 PARSER = PROJECT_ROOT / "tsv_parser.py"

@@ -22,12 +22,11 @@ import yaml
 from dotenv import dotenv_values
 
 from core.settings import VARIABLES, load_settings
-from tests.conftest import PROJECT_ROOT
+from tests.helpers import DEPLOY, PROJECT_ROOT, unit_file
 
 COMPOSE = PROJECT_ROOT / "docker-compose.yml"
 ENV_SAMPLE = PROJECT_ROOT / ".env.sample"
 HOOK = PROJECT_ROOT / "on-upload.sh"
-DEPLOY = PROJECT_ROOT / "deploy"
 SCHEMA = PROJECT_ROOT / "tests" / "contracts" / "compose-spec.json"
 DOCS = [PROJECT_ROOT / "README.md", *sorted((PROJECT_ROOT / "docs").glob("*.md"))]
 SHELLCHECK = Path(sys.executable).parent / "shellcheck"
@@ -41,22 +40,6 @@ def sample_names() -> set[str]:
     """Every variable .env.sample lists, set (KEY=...) or shown with its default (# KEY=...)."""
     text = ENV_SAMPLE.read_text(encoding="utf-8")
     return set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]*)=", text, re.MULTILINE))
-
-
-def unit_file(path: Path) -> dict[str, dict[str, list[str]]]:
-    """A systemd unit as {section: {key: [values]}}; fails on a line systemd would reject."""
-    sections: dict[str, dict[str, list[str]]] = {}
-    current = None
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip() or line.lstrip().startswith(("#", ";")):
-            continue
-        if header := re.fullmatch(r"\[([A-Za-z]+)\]", line):
-            current = sections.setdefault(header.group(1), {})
-            continue
-        assignment = re.fullmatch(r"([A-Za-z][A-Za-z0-9]*)=(.*)", line)
-        assert current is not None and assignment, f"{path.name}:{number}: {line!r}"
-        current.setdefault(assignment.group(1), []).append(assignment.group(2))
-    return sections
 
 
 def sftpgo_env() -> dict[str, str]:

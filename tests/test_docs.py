@@ -54,6 +54,7 @@ from tests.docs_commands import (
 )
 from tests.doubles.grafana import GrafanaDouble
 from tests.doubles.influxdb import InfluxDBDouble
+from tests.helpers import run_program
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 SYSTEM_PYTHON_311 = "/usr/bin/python3.11"
@@ -174,29 +175,14 @@ def test_the_entry_points_run_with_the_system_python3_first_on_path(tmp_path):
     )
     env = {"PATH": "/usr/bin:/bin", "POWERVIEW_ENV_FILE": os.devnull, "POWERVIEW_VENV": str(VENV)}
     for script in ("tsv_parser.py", "manage_influx_tokens.py"):
-        result = subprocess.run(
-            [f"./{script}", "--help"],
-            cwd=PROJECT_ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        result = run_program([f"./{script}", "--help"], env, cwd=PROJECT_ROOT)
         assert result.returncode == 0, result.stderr
         assert "examples:" in result.stdout
     # A run, not only --help: the system's python3 could not even import the parser's modules.
     probe = tmp_path / "data"
     probe.mkdir()
-    result = subprocess.run(
-        ["./tsv_parser.py", "--dataFolder", str(probe), "--dry-run"],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    command = ["./tsv_parser.py", "--dataFolder", str(probe), "--dry-run"]
+    result = run_program(command, env, cwd=PROJECT_ROOT)
     assert result.returncode == 0, result.stderr
 
 
@@ -212,15 +198,8 @@ def test_the_environment_is_found_where_the_docs_say(tmp_path, where):
         if VENV != PROJECT_ROOT / ".venv" or (PROJECT_ROOT / "envs" / "powerview").exists():
             pytest.skip("the suite does not run from the checkout's own .venv")
         env["POWERVIEW_ENV_FILE"] = os.devnull
-    result = subprocess.run(
-        [str(PROJECT_ROOT / "manage_influx_tokens.py"), "--bucket", "a b"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    command = [str(PROJECT_ROOT / "manage_influx_tokens.py"), "--bucket", "a b"]
+    result = run_program(command, env, cwd=tmp_path)
     # The project's code ran (it refuses the name), not the bootstrap's message.
     assert result.returncode == 2
     assert "bucket name 'a b' is not allowed" in result.stderr
@@ -235,15 +214,8 @@ def test_an_entry_point_without_any_environment_says_where_it_looked(tmp_path, g
         settings = tmp_path / "powerview.env"
         settings.write_text(f"INFLUXDB_ORG=x\nPOWERVIEW_VENV={tmp_path / 'missing'}\n")
         env["POWERVIEW_ENV_FILE"] = str(settings)
-    result = subprocess.run(
-        [str(PROJECT_ROOT / "manage_influx_tokens.py"), "--bucket", "acme"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    command = [str(PROJECT_ROOT / "manage_influx_tokens.py"), "--bucket", "acme"]
+    result = run_program(command, env, cwd=tmp_path, timeout=60)
     assert result.returncode == 2
     assert "lacks influxdb_client" in result.stderr
     assert str(tmp_path / "missing") in result.stderr
@@ -255,14 +227,7 @@ def test_a_broken_environment_fails_once_instead_of_looping(tmp_path):
     broken = tmp_path / "broken"
     subprocess.run([SYSTEM_PYTHON, "-m", "venv", "--without-pip", str(broken)], check=True)
     env = {"PATH": "/usr/bin:/bin", "POWERVIEW_ENV_FILE": os.devnull, "POWERVIEW_VENV": str(broken)}
-    result = subprocess.run(
-        [str(PROJECT_ROOT / "tsv_parser.py"), "--help"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_program([str(PROJECT_ROOT / "tsv_parser.py"), "--help"], env, timeout=60)
     assert result.returncode == 2
     assert f"the Python of {broken}" in result.stderr
 

@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.conftest import PROJECT_ROOT
+from tests.helpers import PROJECT_ROOT
 from tests.reference import reference_points
 
 TEMPLATE = PROJECT_ROOT / "grafana-automation" / "templates" / "electrical.json"

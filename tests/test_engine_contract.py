@@ -12,8 +12,8 @@ from core.engine import MV2File, ParseOptions
 from core.errors import FileDataError
 from core.influx_writer import split_lines
 from core.lineprotocol import series_prefix, storable_field_key_part, storable_tag_value
-from tests.conftest import EXPECTED, SAMPLES, sample_files
 from tests.doubles.line_protocol import parse_batch, parse_line
+from tests.helpers import EXPECTED, SAMPLES, sample_files
 from tests.lp import parse_line as lp_parse_line
 from tests.lp import parse_lines
 from tests.reference import reference_line_protocol

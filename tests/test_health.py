@@ -17,7 +17,7 @@ import requests
 
 from core.health import check_from_environment, run_health_check
 from core.settings import load_settings
-from tests.conftest import PROJECT_ROOT
+from tests.helpers import PROJECT_ROOT
 
 PARSER = PROJECT_ROOT / "tsv_parser.py"
 

@@ -13,29 +13,34 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import PROJECT_ROOT, SAMPLES
-from tests.doubles.influxdb import InfluxDBDouble
+from tests.helpers import (
+    ACME,
+    BAVELLA,
+    COMPANY1,
+    HOOK,
+    LOG_FIELD,
+    PROJECT_ROOT,
+    SAMPLES,
+    V003,
+    VENV,
+    copy_samples,
+    ingest_records,
+    standin,
+)
+from tests.helpers import HookInstallation as Stack
 
-HOOK = PROJECT_ROOT / "on-upload.sh"
 HOOK_MODULE = PROJECT_ROOT / "core" / "hook.py"
 PARSER = PROJECT_ROOT / "tsv_parser.py"
-VENV = Path(sys.executable).parent.parent
-COMPANY1 = "company1/campaign1/02001084/T302_251012_031720.tsv"
-BAVELLA = "dominique/bavella/02000800/T302_260105_162016.tsv"
-V003 = "dominique/v003/02000800/T302_260208_211459_UTC.tsv"
-ACME = "acme/base/02001283/T302_251025_031739.tsv"
 TEN_FILES = [
     "acme/base/02001283/T202_251022_121951.tsv",
     "acme/base/02001283/T302_251025_031739.tsv",
@@ -57,206 +62,6 @@ HOSTILE_NAMES = [
     "-rf",
     ".hidden",
 ]
-STANDINS = ("id", "ansible-playbook")
-LOG_FIELD = re.compile(r"""(\w+)=("(?:[^"\\]|\\.)*"|\$'(?:[^'\\]|\\.)*'|\S+)""")
-
-
-def unquote(value: str) -> str:
-    """A log value as it was before the hook quoted or escaped it."""
-    if value.startswith('"'):
-        return value[1:-1]
-    if value.startswith("$'"):
-        return value[2:-1].encode("latin-1", "backslashreplace").decode("unicode_escape")
-    return value
-
-
-def copy_samples(target: Path, *relatives: str) -> Path:
-    for relative in relatives:
-        (target / relative).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(SAMPLES / relative, target / relative)
-    return target
-
-
-@dataclass
-class Stack:
-    """A temporary installation: data folder, logs, .env, stand-ins, and the doubles."""
-
-    home: Path
-    data: Path
-    logs: Path
-    bin: Path
-    env_file: Path
-    influxdb: InfluxDBDouble
-    settle_after: bool = True  # each hook run waits for the drainer to finish
-
-    @property
-    def marker(self) -> Path:
-        return self.home / "STANDIN_RAN"
-
-    @property
-    def uploads_log(self) -> Path:
-        return self.logs / "uploads.log"
-
-    def settings(self, **values: str) -> None:
-        """Add lines to the .env file (later lines do not override earlier ones: the hook
-        keeps the first, python-dotenv the last, so each key is written once)."""
-        with self.env_file.open("a", encoding="utf-8") as stream:
-            for key, value in values.items():
-                stream.write(f"{key}={value}\n")
-
-    def hook(self, extra_env: dict[str, str] | None = None, **sftpgo: str):
-        """One hook run as SFTPGo starts it: cleared environment, no stdin, no arguments."""
-        env = {"POWERVIEW_ROOT": str(PROJECT_ROOT), "POWERVIEW_ENV_FILE": str(self.env_file)}
-        env.update({f"SFTPGO_{key.upper()}": value for key, value in sftpgo.items()})
-        env.update(extra_env or {})
-        result = subprocess.run(
-            [str(HOOK)],
-            env=env,
-            cwd=self.home,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        if self.settle_after:  # the drainer acts on the event and logs its line
-            self.settle()
-        return result
-
-    def upload(self, path: Path, status: str = "1", **more: str):
-        return self.hook(
-            action="upload",
-            action_path=str(path),
-            action_status=status,
-            action_username=more.pop("username", "acme"),
-            action_fs_provider="0",
-            action_file_size=str(path.stat().st_size if path.exists() else 0),
-            **more,
-        )
-
-    def mkdir(self, path: Path, **extra: str):
-        return self.hook(
-            extra_env=extra or None,
-            action="mkdir",
-            action_path=str(path),
-            action_status="1",
-            action_username="acme",
-            action_fs_provider="0",
-            action_file_size="0",
-        )
-
-    def log(self) -> list[dict[str, str]]:
-        """The lines of uploads.log, but the drainer's own (one per drainer, as it ends)."""
-        if not self.uploads_log.exists():
-            return []
-        lines = [
-            {key: unquote(value) for key, value in LOG_FIELD.findall(line)}
-            for line in self.uploads_log.read_text(encoding="utf-8").splitlines()
-        ]
-        return [line for line in lines if line.get("event") != "job:drain"]
-
-    def wait_for(self, event: str, count: int = 1, timeout_s: float = 90) -> list[dict]:
-        """The log lines of ``event`` once ``count`` of them are there (detached jobs)."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            found = [line for line in self.log() if line.get("event") == event]
-            if len(found) >= count:
-                return found
-            time.sleep(0.1)
-        raise AssertionError(f"no {event} line in time:\n{self.uploads_log.read_text()}")
-
-    @property
-    def spool(self):
-        from core.queue import Spool
-
-        return Spool(self.logs / "reports" / "queue")
-
-    def settle(self, timeout_s: float = 120) -> None:
-        """Wait until the drainer is done: no marker queued or taken, and no drainer holding
-        the lock (a drainer takes its markers and logs their lines before it lets go)."""
-        spool = self.spool
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            taken = list(spool.work.iterdir()) if spool.work.is_dir() else []
-            if not spool.queued() and not taken and not spool.is_locked() and not drainers(spool):
-                return
-            time.sleep(0.05)
-        raise AssertionError(f"the queue was not drained in time:\n{self.uploads_log.read_text()}")
-
-    def outcomes(self) -> list[dict[str, str]]:
-        """The lines that give each event's outcome, once the queue is drained (not the
-        drainer's own line)."""
-        self.settle()
-        return self.log()
-
-    def tree(self) -> list[str]:
-        """Every file and folder of the temporary tree but the logs."""
-        return sorted(
-            str(path.relative_to(self.home))
-            for path in self.home.rglob("*")
-            if self.logs not in path.parents and path != self.logs
-        )
-
-
-def drainers(spool) -> list[int]:
-    """The drainers of the journal still alive (they write their own line as they end)."""
-    try:
-        journal = spool.journal.read_text(encoding="utf-8").split()
-    except FileNotFoundError:
-        return []
-    pids = {int(pid) for pid in journal[1::2]}
-    alive = []
-    for pid in pids:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            continue
-        if state != "Z":
-            alive.append(pid)
-    return alive
-
-
-def standin(path: Path, marker: Path, record: Path | None = None) -> None:
-    """A stand-in executable: writes a marker (and its argv and vars file when recording)."""
-    lines = ["#!/bin/sh", f'echo "$0 $*" >> "{marker}"']
-    if record is not None:
-        lines += [
-            f'printf "%s\\n" "$@" > "{record}.argv"',
-            'for arg in "$@"; do case $arg in @*) cat "${arg#@}" > "'
-            + f'{record}.json";; esac; done',
-        ]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    path.chmod(0o755)
-
-
-@pytest.fixture
-def stack(tmp_path: Path, influxdb: InfluxDBDouble) -> Stack:
-    home = tmp_path
-    data, logs, bin_dir = home / "data", home / "logs", home / "bin"
-    for folder in (data, logs, bin_dir):
-        folder.mkdir()
-    env_file = home / "powerview.env"
-    built = Stack(home, data, logs, bin_dir, env_file, influxdb)
-    for name in STANDINS:
-        standin(bin_dir / name, built.marker)
-    env_file.write_text(
-        "# written by the test: the hook reads the POWERVIEW_* lines, the parser the rest\n"
-        f'POWERVIEW_DATA_DIR="{data}"\n'
-        f"export POWERVIEW_HOOK_LOG={logs / 'uploads.log'}  # a comment\n"
-        f"POWERVIEW_VENV='{VENV}'\n"
-        f"POWERVIEW_HOOK_PATH={bin_dir}:/usr/bin:/bin\n"
-        f"POWERVIEW_ANSIBLE_PLAYBOOK={bin_dir / 'ansible-playbook'}\n"
-        f"INFLUXDB_HOST={influxdb.url}\n"
-        f"INFLUXDB_ORG={influxdb.org}\n"
-        f"INFLUXDB_ADMIN_TOKEN={influxdb.admin_token}\n"
-        "INFLUXDB_MAX_RETRIES=1\n"
-        "INFLUXDB_RETRY_INTERVAL_MS=50\n"
-        "INFLUXDB_TIMEOUT_S=5\n"
-        f"TSV_REPORT_DIR={logs / 'reports'}\n"
-        "POWERVIEW_DRAIN_LINGER_S=0\n",  # the drainer ends as soon as the queue is empty
-        encoding="utf-8",
-    )
-    return built
 
 
 def assert_no_job_started(stack: Stack, marker: Path) -> None:
@@ -277,15 +82,6 @@ def only_line(stack: Stack) -> dict[str, str]:
     lines = stack.outcomes()
     assert len(lines) == 1, stack.uploads_log.read_text()
     return lines[0]
-
-
-def ingest_records(influxdb: InfluxDBDouble, bucket: str) -> Counter:
-    """Files named by the parser's per-file ingestion records: one per ingestion."""
-    return Counter(
-        point.value
-        for point in influxdb.points(bucket)
-        if point.measurement == "powerview_ingest" and point.field == "file"
-    )
 
 
 # -- upload --------------------------------------------------------------------------------

@@ -21,27 +21,23 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import EXPECTED, PARSER, PROJECT_ROOT, SAMPLES, last_report, run_parser
-from tests.doubles.influxdb import InfluxDBDouble
 from tests.doubles.line_protocol import parse_batch
-from tests.lp import parse_lines
-
-COMPANY1 = "company1/campaign1/02001084/T302_251012_031720.tsv"
-V003 = "dominique/v003/02000800/T302_260208_211459_UTC.tsv"
-EMPTY = "acme/base/02001283/T302_260109_120045.tsv"
-HEADER_ONLY = "acme/base/02001283/T302_260109_133915.tsv"
-
-
-def copy_samples(target: Path, *relatives: str) -> Path:
-    """A data folder holding the given sample files (all of them when none is given)."""
-    if not relatives:
-        shutil.copytree(SAMPLES, target)
-    for relative in relatives:
-        (target / relative).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(SAMPLES / relative, target / relative)
-    for path in target.rglob("*"):
-        path.chmod(0o755 if path.is_dir() else 0o644)
-    return target
+from tests.helpers import (
+    COMPANY1,
+    EMPTY,
+    EXPECTED,
+    HEADER_ONLY,
+    PARSER,
+    PROJECT_ROOT,
+    SAMPLES,
+    V003,
+    contract,
+    copy_samples,
+    electrical,
+    files_under,
+    last_report,
+    run_parser,
+)
 
 
 @pytest.fixture
@@ -56,26 +52,8 @@ def env(influxdb_env, tmp_path) -> dict[str, str]:
     }
 
 
-def electrical(double: InfluxDBDouble, bucket: str) -> Counter:
-    """Stored electrical points as comparable tuples (timestamps back in seconds)."""
-    return Counter(
-        (p.measurement, p.tags, p.field, p.value, p.time_ns // 10**9)
-        for p in double.points(bucket)
-        if p.measurement == "electrical"
-    )
-
-
 def EXPECTED_LP(relative: str) -> str:  # noqa: N802
     return (EXPECTED / Path(relative).with_suffix(".lp")).read_text()
-
-
-def contract(relative: str) -> Counter:
-    expected = EXPECTED / Path(relative).with_suffix(".lp")
-    return Counter(parse_lines(expected.read_text()))
-
-
-def files_under(folder: Path) -> list[str]:
-    return sorted(str(path.relative_to(folder)) for path in folder.rglob("*") if path.is_file())
 
 
 def test_sample_tree_is_ingested_as_the_contract_says(influxdb, env, tmp_path):

@@ -24,8 +24,7 @@ from core.outcomes import ErrorKind, ExitCode, Status
 from core.progress import TerminalProgress, log_fields
 from core.report import FileResult, print_human_summary
 from core.runner import RunConfig, Runner
-from tests.conftest import run_parser
-from tests.test_ingest import V003, copy_samples
+from tests.helpers import V003, copy_samples, run_parser
 
 BIG = "acme/base/02001283/T302_260109_102002.tsv"  # 126 kB: some thirty blocks of 4 kB
 LONG_NAME = "acme/base/02001283/" + "T302_" + "x" * 150 + ".tsv"

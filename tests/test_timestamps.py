@@ -17,7 +17,7 @@ from core.timestamps import (
     resolve_zone,
     zone_from_posix_rule,
 )
-from tests.conftest import SAMPLES
+from tests.helpers import SAMPLES
 from tests.lp import parse_lines
 
 PARIS_RULE = "CET-1CEST,M3.5.0,M10.5.0/3"

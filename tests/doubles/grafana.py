@@ -115,9 +115,11 @@ and lists organizations instead.
 Note 1: Grafana resolves a user sending the header of an organization it is not a member of
 with no organization role; the exact status is not documented, so the double picks 403.
 
-Every request is recorded (``requests``) in the shape ``tests.contracts.openapi_check``
-checks, and an optional ``contract`` checks each one as it arrives: a request Grafana's API
-description does not allow is answered 400 and listed in ``contract_problems``.
+The HTTP side (threads, reading requests, writing answers, the queue of injected faults) is
+``tests.doubles.http_base``'s; this module keeps Grafana's rules. Every request is recorded
+(``requests``) in the shape ``tests.contracts.openapi_check`` checks, and an optional
+``contract`` checks each one as it arrives: a request Grafana's API description does not allow
+is answered 400 and listed in ``contract_problems``.
 """
 
 from __future__ import annotations
@@ -131,14 +133,24 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.error import HTTPError, URLError
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import unquote
 from urllib.request import ProxyHandler, Request, build_opener
+
+from tests.doubles.http_base import (
+    Fault,
+    FaultQueue,
+    HttpAnswer,
+    HttpDouble,
+    HttpRequest,
+    RecordedRequest,
+    copy_state,
+    json_answer,
+)
 
 ROLE_RANK = {"Viewer": 1, "Editor": 2, "Admin": 3}
 PERMISSION_NAMES = {1: "View", 2: "Edit", 4: "Admin"}
@@ -247,20 +259,6 @@ class DataSource:
     json_data: dict[str, Any] = field(default_factory=dict)
     secure_json_data: dict[str, str] = field(default_factory=dict)
     version: int = 1
-
-
-@dataclass(frozen=True)
-class RecordedRequest:
-    """What the double received, for assertions and for the API contract check."""
-
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    headers: dict[str, str]
-    body: bytes | None
-    json: Any
-    status: int
-    login: str | None
 
 
 @dataclass
@@ -450,41 +448,14 @@ def _field(body: dict[str, Any], name: str, default: Any = None) -> Any:
     return default
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, address: tuple[str, int], double: GrafanaDouble) -> None:
-        super().__init__(address, _Handler)
-        self.double = double
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: the request log is ``GrafanaDouble.requests``."""
-
-    def _serve(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
-        status, body = self.server.double.handle(self.command, self.path, dict(self.headers), raw)
-        payload = json.dumps(body).encode("utf-8")
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve  # noqa: N815
-
-
 Route = tuple[str, re.Pattern[str], str, Callable[..., Any]]
 
 
-class GrafanaDouble:
+class GrafanaDouble(HttpDouble):
     """The server, its state and its request log; see the module docstring."""
+
+    name = "grafana-double"
+    methods = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})  # HEAD: the library's 501
 
     def __init__(
         self,
@@ -494,49 +465,15 @@ class GrafanaDouble:
         contract: Any = None,
         **settings: Any,
     ) -> None:
+        super().__init__(host, port)
         self.settings = Settings(**settings)
         self.state = GrafanaState(self.settings)
-        self.host = host
-        self.port = port
         self.contract = contract
         self.contract_problems: list[str] = []
         self._requests: list[RecordedRequest] = []
         self._log_lock = threading.Lock()
-        self._faults: list[list[Any]] = []  # [method, path, status, remaining]
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+        self._faults = FaultQueue()
         self._routes = self._route_table()
-
-    # ---- lifecycle
-
-    def start(self) -> GrafanaDouble:
-        """Listen on ``host:port`` (port 0 picks a free one) and serve in a daemon thread."""
-        self._server = _Server((self.host, self.port), self)
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"grafana-double:{self.port}",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> GrafanaDouble:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
 
     @property
     def admin_login(self) -> str:
@@ -558,16 +495,23 @@ class GrafanaDouble:
     def fail_next(self, method: str, path: str, status: int = 500, count: int = 1) -> None:
         """Answer the next ``count`` ``method path`` requests with ``status`` and change
         nothing, as a Grafana that fails half-way through a run would."""
-        with self._log_lock:
-            self._faults.append([method, path, status, count])
 
-    def _fault(self, method: str, path: str) -> int | None:
+        def matches(request: HttpRequest) -> bool:
+            return request.method == method and unquote(request.path) == path
+
+        self._faults.add(Fault(status, count, matches))
+
+    def copy(self) -> GrafanaDouble:
+        """A double, not started, holding a copy of this one's state and request log (the
+        same contract and settings), but none of its faults."""
+        twin = GrafanaDouble(host=self.host, contract=self.contract, **asdict(self.settings))
+        with self.state.lock:
+            twin.state = copy_state(self.state)
+        twin.state.settings = twin.settings
         with self._log_lock:
-            for fault in self._faults:
-                if fault[0] == method and fault[1] == path and fault[3] > 0:
-                    fault[3] -= 1
-                    return fault[2]
-        return None
+            twin._requests = list(self._requests)
+            twin.contract_problems = list(self.contract_problems)
+        return twin
 
     # ---- set-up and inspection helpers for tests
 
@@ -628,27 +572,25 @@ class GrafanaDouble:
 
     # ---- dispatch
 
-    def handle(
-        self, method: str, target: str, headers: dict[str, str], raw: bytes
-    ) -> tuple[int, Any]:
-        parts = urlsplit(target)
-        path = unquote(parts.path)
-        call = Call(method, path, parse_qs(parts.query, keep_blank_values=True), headers, raw)
+    def answer(self, request: HttpRequest) -> HttpAnswer:
+        path = unquote(request.path)
+        headers, raw = dict(request.headers), request.body
+        call = Call(request.method, path, request.query, headers, raw)
         body_json: Any = None
         if raw:
             with contextlib.suppress(ValueError):
                 body_json = json.loads(raw)
         try:
-            injected = self._fault(method, path)
+            injected = self._faults.take(request)
             if injected is not None:
-                raise ApiError(injected, "injected failure")
-            status, body = self._dispatch(call, parts.path, body_json)
+                raise ApiError(injected.status, "injected failure")
+            status, body = self._dispatch(call, request.path, body_json)
         except ApiError as error:
             status, body = error.status, error.body
         except Exception as error:  # a bug in the double: answer as Grafana does, 500
             status, body = 500, {"message": f"internal error in the double: {error!r}"}
         record = RecordedRequest(
-            method,
+            request.method,
             path,
             call.query,
             headers,
@@ -659,7 +601,7 @@ class GrafanaDouble:
         )
         with self._log_lock:
             self._requests.append(record)
-        return status, body
+        return json_answer(status, body)
 
     def _dispatch(self, call: Call, raw_path: str, body_json: Any) -> tuple[int, Any]:
         if self.contract is not None:
@@ -1641,13 +1583,3 @@ def _frame(ref_id: str, text: str) -> dict[str, Any]:
         "schema": {"refId": ref_id, "fields": [{"name": name} for name in header]},
         "data": {"values": columns},
     }
-
-
-@contextlib.contextmanager
-def running(**options: Any) -> Iterator[GrafanaDouble]:
-    """Start a double for the duration of a ``with`` block."""
-    double = GrafanaDouble(**options).start()
-    try:
-        yield double
-    finally:
-        double.stop()

@@ -9,7 +9,9 @@ server's source** (influxdata/influxdb, tag v2.7.12), which wins where the two d
 real storage engine also runs in the test suite (``tests/realinflux/``) for what the double
 only models.
 
-Use it from a test with the fixtures of ``tests.doubles.influxdb_fixtures``, or by hand::
+The HTTP side (threads, reading requests, writing answers, the queue of injected faults) is
+``tests.doubles.http_base``'s; this module keeps InfluxDB's rules. Use it from a test with the
+fixtures of ``tests.doubles.influxdb_fixtures``, as a context manager, or by hand::
 
     python -m tests.doubles.influxdb --port 8086 --org powerview --admin-token devtoken
 
@@ -101,20 +103,28 @@ import contextlib
 import gzip
 import json
 import secrets
-import socket
 import sys
 import threading
 import time
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, NamedTuple
-from urllib.parse import parse_qs, urlsplit
 
 from tests.doubles.flux import Dialect, FluxError, bucket_of, compile_query, run_query
 from tests.doubles.flux import to_annotated_csv as flux_to_csv
+from tests.doubles.http_base import (
+    DISCONNECT,
+    Fault,
+    FaultQueue,
+    HttpAnswer,
+    HttpDouble,
+    HttpRequest,
+    RecordedRequest,
+    any_request,
+    copy_state,
+)
 from tests.doubles.line_protocol import PRECISION_NS, field_kind, parse_batch, series_key
 
 DEFAULT_MAX_BODY_BYTES = 0  # OSS 2.7 sets no limit (see the module docstring)
@@ -218,19 +228,6 @@ class StoredPoint(NamedTuple):
     field: str
     value: Any
     time_ns: int
-
-
-@dataclass(frozen=True)
-class RecordedRequest:
-    """What the double received, for assertions and for the OpenAPI contract check."""
-
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    headers: dict[str, str]
-    body: bytes | None
-    json: Any
-    status: int
 
 
 @dataclass(frozen=True)
@@ -445,21 +442,6 @@ class InfluxState:
             ]
 
 
-@dataclass
-class _Faults:
-    delay_s: float = 0.0
-    delay_only_writes: bool = False
-    fail_remaining: int = 0
-    fail_status: int = 503
-    fail_retry_after: float | None = None
-    fail_only_writes: bool = False
-    disconnect_remaining: int = 0
-    disconnect_only_writes: bool = False
-    fail_write_at: int | None = None
-    fail_write_status: int = 500
-    fail_write_retry_after: float | None = None
-
-
 _FAULT_CODES = {
     429: "too many requests",
     500: "internal error",
@@ -467,119 +449,30 @@ _FAULT_CODES = {
     503: "unavailable",
     504: "unavailable",
 }
+# Faults that match the same request: a disconnection first, then fail_next, then the n-th
+# write (each kind replaces the earlier fault of its kind).
+_DISCONNECT, _FAIL, _NTH_WRITE = "disconnect", "fail", "nth write"
+_RANKS = {_DISCONNECT: 0, _FAIL: 1, _NTH_WRITE: 2}
 
 
-# --------------------------------------------------------------------------- HTTP
+def _is_write(request: HttpRequest) -> bool:
+    return request.method == "POST" and request.path == _WRITE_PATH
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 128
-
-    def __init__(self, address: tuple[str, int], double: InfluxDBDouble) -> None:
-        self.double = double
-        self.connections: set[socket.socket] = set()
-        self.connections_lock = threading.Lock()
-        super().__init__(address, _Handler)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silence the per-request log: tests read the request log instead."""
-
-    def setup(self) -> None:
-        super().setup()
-        with self.server.connections_lock:
-            self.server.connections.add(self.connection)
-
-    def finish(self) -> None:
-        with self.server.connections_lock:
-            self.server.connections.discard(self.connection)
-        with contextlib.suppress(OSError):
-            super().finish()
-
-    def do_GET(self) -> None:
-        self._dispatch("GET")
-
-    def do_HEAD(self) -> None:
-        self._dispatch("HEAD")
-
-    def do_POST(self) -> None:
-        self._dispatch("POST")
-
-    def do_PATCH(self) -> None:
-        self._dispatch("PATCH")
-
-    def do_DELETE(self) -> None:
-        self._dispatch("DELETE")
-
-    def do_PUT(self) -> None:
-        self._dispatch("PUT")
-
-    def _read_body(self) -> bytes:
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            chunks = []
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
-                    return b"".join(chunks)
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
-
-    def _dispatch(self, method: str) -> None:
-        double = self.server.double
-        body = self._read_body()
-        parts = urlsplit(self.path)
-        query = parse_qs(parts.query, keep_blank_values=True)
-        is_write = method == "POST" and parts.path == _WRITE_PATH
-        request = _Request(method, parts.path, query, self.headers, body)
-        status, payload, headers = double._respond(request, is_write)
-        if status < 0:  # a fault: drop the connection without an answer
-            self.close_connection = True
-            with contextlib.suppress(OSError):
-                self.connection.shutdown(socket.SHUT_RDWR)
-            return
-        self.send_response(status)
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        if method != "HEAD" and payload:
-            self.wfile.write(payload)
-
-
-@dataclass
-class _Request:
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    headers: Any
-    body: bytes
-
-    def param(self, name: str) -> str:
-        values = self.query.get(name)
-        return values[0] if values else ""
-
-    def json(self) -> Any:
-        try:
-            return json.loads(self.body or b"null")
-        except ValueError as error:
-            raise ApiError(400, "invalid", f"failed to decode request body: {error}") from error
+def _json_body(request: HttpRequest) -> Any:
+    try:
+        return json.loads(request.body or b"null")
+    except ValueError as error:
+        raise ApiError(400, "invalid", f"failed to decode request body: {error}") from error
 
 
 # --------------------------------------------------------------------------- the double
 
 
-class InfluxDBDouble:
+class InfluxDBDouble(HttpDouble):
     """The server, its state and its fault switches; see the module docstring."""
+
+    name = "influxdb-double"
 
     def __init__(
         self,
@@ -592,9 +485,8 @@ class InfluxDBDouble:
         token_listing: str = "plain",
         version: str = DEFAULT_VERSION,
     ) -> None:
+        super().__init__(host, port)
         self.state = InfluxState(token_listing)
-        self.host = host
-        self.port = port
         self.max_body_bytes = max_body_bytes
         self.version = version
         self._org = self.state.add_org(org)
@@ -604,57 +496,15 @@ class InfluxDBDouble:
         self._admin = self.state.add_auth(
             self._org.id, operator, f"{self.state.user_name}'s Token", token=admin_token
         )
-        self._faults = _Faults()
-        self._faults_lock = threading.Lock()
+        self._faults = FaultQueue()
+        self._delay_lock = threading.Lock()  # the delay and the count of writes received
+        self._delay_s = 0.0
+        self._delay_only_writes = False
+        self._delay_over = threading.Event()
+        self._write_requests_seen = 0
         self._requests: list[RecordedRequest] = []
         self._writes: list[WriteRecord] = []
         self._log_lock = threading.Lock()
-        self._write_requests_seen = 0
-        self._delay_over = threading.Event()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-        self._lifecycle = threading.Lock()
-
-    # ---- lifecycle
-
-    def start(self) -> InfluxDBDouble:
-        """Listen on ``host:port`` (port 0 picks a free one) and serve in a daemon thread."""
-        with self._lifecycle:
-            if self._server is None:
-                self._server = _Server((self.host, self.port), self)
-                self.port = self._server.server_address[1]
-                self._thread = threading.Thread(
-                    target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                    name=f"influxdb-double:{self.port}", daemon=True,
-                )  # fmt: skip
-                self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop listening and drop every open connection."""
-        with self._lifecycle:
-            server, self._server = self._server, None
-            if server is None:
-                return
-            server.shutdown()
-            server.server_close()
-            with server.connections_lock:
-                for connection in list(server.connections):
-                    with contextlib.suppress(OSError):
-                        connection.shutdown(socket.SHUT_RDWR)
-            if self._thread is not None:
-                self._thread.join(timeout=5)
-
-    def __enter__(self) -> InfluxDBDouble:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        """Base URL, e.g. ``http://127.0.0.1:40123``."""
-        return f"http://{self.host}:{self.port}"
 
     @property
     def org(self) -> str:
@@ -670,6 +520,22 @@ class InfluxDBDouble:
     def admin_token(self) -> str:
         """The operator token that exists at start (all permissions, every org)."""
         return self._admin.token
+
+    def copy(self) -> InfluxDBDouble:
+        """A double, not started, holding a copy of this one's state (same organization,
+        tokens, buckets and points) and request logs, but none of its faults."""
+        twin = InfluxDBDouble(
+            host=self.host, max_body_bytes=self.max_body_bytes,
+            token_listing=self.state.token_listing, version=self.version,
+        )  # fmt: skip
+        with self.state.lock:
+            twin.state = copy_state(self.state)
+        twin._org = twin.state.orgs[self._org.id]
+        twin._admin = twin.state.auths[self._admin.id]
+        with self._log_lock:
+            twin._requests, twin._writes = list(self._requests), list(self._writes)
+        twin._write_requests_seen = self.write_requests_received
+        return twin
 
     # ---- set-up helpers for tests
 
@@ -794,84 +660,70 @@ class InfluxDBDouble:
         The request is still handled after the wait, as a slow server would: a client that gave
         up on a write may find it stored anyway, which is what retries must cope with.
         """
-        with self._faults_lock:
-            self._faults.delay_s = seconds
-            self._faults.delay_only_writes = only_writes
+        with self._delay_lock:
+            self._delay_s = seconds
+            self._delay_only_writes = only_writes
 
     def fail_next(
         self, count: int, status: int = 503, retry_after: float | None = None,
         only_writes: bool = False,
     ) -> None:  # fmt: skip
         """Answer the next ``count`` requests (or writes) with ``status`` (429, 500, 503...)."""
-        with self._faults_lock:
-            self._faults.fail_remaining = count
-            self._faults.fail_status = status
-            self._faults.fail_retry_after = retry_after
-            self._faults.fail_only_writes = only_writes
+        self._add_fault(_FAIL, status, count, only_writes, retry_after=retry_after)
 
     def fail_nth_write(self, n: int, status: int = 500, retry_after: float | None = None) -> None:
         """Fail exactly the n-th write request from now on (1 = the next one)."""
-        with self._faults_lock:
-            self._faults.fail_write_at = self._write_requests_seen + n
-            self._faults.fail_write_status = status
-            self._faults.fail_write_retry_after = retry_after
+        self._add_fault(_NTH_WRITE, status, 1, True, nth=n, retry_after=retry_after)
 
     @property
     def write_requests_received(self) -> int:
         """Write requests that reached the double so far, answered or not (even while a
         delay holds them): an event a test can wait on."""
-        with self._faults_lock:
+        with self._delay_lock:
             return self._write_requests_seen
 
     def disconnect_next(self, count: int, only_writes: bool = False) -> None:
         """Close the connection without answering the next ``count`` requests (or writes)."""
-        with self._faults_lock:
-            self._faults.disconnect_remaining = count
-            self._faults.disconnect_only_writes = only_writes
+        self._add_fault(_DISCONNECT, DISCONNECT, count, only_writes)
 
     def reset_faults(self) -> None:
         """Remove every injected fault (a refused listener is reopened); requests waiting in
         a delay are answered at once."""
-        with self._faults_lock:
-            self._faults = _Faults()
+        self._faults.clear()
+        with self._delay_lock:
+            self._delay_s, self._delay_only_writes = 0.0, False
             self._delay_over.set()
             self._delay_over = threading.Event()
-        if self._server is None:
+        if not self.listening:
             self.start()
 
-    def _fault_for(self, is_write: bool) -> tuple[float, int | None, float | None]:
-        """Consume the faults that apply to one request: (delay, status or -1, retry after)."""
-        with self._faults_lock:
-            faults = self._faults
-            delay = faults.delay_s if (is_write or not faults.delay_only_writes) else 0.0
-            if is_write:
-                self._write_requests_seen += 1
-            if faults.disconnect_remaining and (is_write or not faults.disconnect_only_writes):
-                faults.disconnect_remaining -= 1
-                return delay, -1, None
-            if faults.fail_remaining and (is_write or not faults.fail_only_writes):
-                faults.fail_remaining -= 1
-                return delay, faults.fail_status, faults.fail_retry_after
-            if is_write and faults.fail_write_at == self._write_requests_seen:
-                faults.fail_write_at = None
-                return delay, faults.fail_write_status, faults.fail_write_retry_after
-            return delay, None, None
+    def _add_fault(self, kind: str, status: int, count: int, only_writes: bool,
+                   **more: Any) -> None:  # fmt: skip
+        matches = _is_write if only_writes else any_request
+        fault = Fault(status, count, matches, kind=kind, rank=_RANKS[kind], **more)
+        self._faults.add(fault, replace=True)
 
     # ---- request handling
 
-    def _respond(self, request: _Request, is_write: bool) -> tuple[int, bytes, dict[str, str]]:
-        delay, fault_status, retry_after = self._fault_for(is_write)
-        if delay:
-            self._delay_over.wait(delay)
+    def answer(self, request: HttpRequest) -> HttpAnswer:
+        is_write = _is_write(request)
+        with self._delay_lock:
+            wait = self._delay_s if (is_write or not self._delay_only_writes) else 0.0
+            delay_over = self._delay_over
+            if is_write:
+                self._write_requests_seen += 1
+        fault = self._faults.take(request)
+        if wait:
+            delay_over.wait(wait)
         headers = {"X-Influxdb-Build": "OSS", "X-Influxdb-Version": self.version}
         write_info: dict[str, Any] = {}
-        if fault_status == -1:
-            status, payload = -1, b""
-        elif fault_status is not None:
-            code = _FAULT_CODES.get(fault_status, "internal error")
-            error = ApiError(fault_status, code, f"injected fault: {code}")
-            if retry_after is not None:
-                headers["Retry-After"] = str(int(retry_after))
+        if fault is not None and fault.status == DISCONNECT:
+            status, payload = DISCONNECT, b""
+        elif fault is not None:
+            code = _FAULT_CODES.get(fault.status, "internal error")
+            error = ApiError(fault.status, code, f"injected fault: {code}")
+            if fault.retry_after is not None:
+                headers["Retry-After"] = str(int(fault.retry_after))
             status, payload = self._error(error, headers)
         else:
             try:
@@ -883,7 +735,7 @@ class InfluxDBDouble:
                 bug = ApiError(500, "internal error", f"test double bug: {error!r}")
                 status, payload = self._error(bug, headers)
         self._record(request, status, is_write, write_info)
-        return status, payload, headers
+        return HttpAnswer(status, payload, headers)
 
     @staticmethod
     def _error(error: ApiError, headers: dict[str, str]) -> tuple[int, bytes]:
@@ -894,7 +746,7 @@ class InfluxDBDouble:
         return error.status, json.dumps(body).encode()
 
     def _record(
-        self, request: _Request, status: int, is_write: bool, write_info: dict[str, Any]
+        self, request: HttpRequest, status: int, is_write: bool, write_info: dict[str, Any]
     ) -> None:
         content_type = request.headers.get("Content-Type", "")
         parsed: Any = None
@@ -928,7 +780,7 @@ class InfluxDBDouble:
                 )
 
     def _route(
-        self, request: _Request, write_info: dict[str, Any]
+        self, request: HttpRequest, write_info: dict[str, Any]
     ) -> tuple[int, bytes, dict[str, str]]:
         path, method = request.path.rstrip("/") or "/", request.method
         if path == "/ping":
@@ -976,7 +828,7 @@ class InfluxDBDouble:
             {"Content-Type": "application/json; charset=utf-8"},
         )
 
-    def _authenticate(self, request: _Request) -> Authorization:
+    def _authenticate(self, request: HttpRequest) -> Authorization:
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme not in ("Token", "Bearer") or not token.strip():
@@ -996,7 +848,7 @@ class InfluxDBDouble:
         if not self._can(auth, action, type_, resource_id, org_id):
             raise _denied(action, type_, resource_id, org_id)
 
-    def _find_org(self, request: _Request, required: bool = True) -> Organization | None:
+    def _find_org(self, request: HttpRequest, required: bool = True) -> Organization | None:
         """The org named by ``org`` (name or ID) or ``orgID``, as InfluxDB's queryOrganization."""
         org_param, org_id = request.param("org"), request.param("orgID")
         if not org_param and not org_id:
@@ -1034,7 +886,7 @@ class InfluxDBDouble:
             },
         }  # fmt: skip
 
-    def _orgs(self, request: _Request, auth: Authorization, item: str) -> tuple:
+    def _orgs(self, request: HttpRequest, auth: Authorization, item: str) -> tuple:
         if item:
             self._allow(request.method, "GET")
             if not _is_id(item):
@@ -1084,7 +936,7 @@ class InfluxDBDouble:
             body["description"] = bucket.description
         return body
 
-    def _buckets(self, request: _Request, auth: Authorization, item: str) -> tuple:
+    def _buckets(self, request: HttpRequest, auth: Authorization, item: str) -> tuple:
         if item:
             self._allow(request.method, "GET", "DELETE")
             if not _is_id(item):
@@ -1150,7 +1002,7 @@ class InfluxDBDouble:
         return self._json(200, {"links": links, "buckets": [self._bucket_json(b) for b in page]})
 
     @staticmethod
-    def _find_options(request: _Request) -> tuple[int, int, str]:
+    def _find_options(request: HttpRequest) -> tuple[int, int, str]:
         """limit, offset and after as ``DecodeFindOptions`` (``paging.go``) reads them."""
         try:
             offset = int(request.param("offset") or 0)
@@ -1167,8 +1019,8 @@ class InfluxDBDouble:
             raise ApiError(400, "invalid", "limit must be between 1 and 100")
         return limit, offset, after
 
-    def _create_bucket(self, request: _Request, auth: Authorization) -> tuple:
-        body = request.json()
+    def _create_bucket(self, request: HttpRequest, auth: Authorization) -> tuple:
+        body = _json_body(request)
         if not isinstance(body, dict):
             raise ApiError(400, "invalid", "failed to decode request body: expected an object")
         org_id, name = body.get("orgID"), body.get("name")
@@ -1249,7 +1101,7 @@ class InfluxDBDouble:
                       "user": f"/api/v2/users/{auth.user_id}"},
         }  # fmt: skip
 
-    def _authorizations(self, request: _Request, auth: Authorization, item: str) -> tuple:
+    def _authorizations(self, request: HttpRequest, auth: Authorization, item: str) -> tuple:
         if item:
             self._allow(request.method, "GET", "PATCH", "DELETE")
             if not _is_id(item):
@@ -1264,7 +1116,7 @@ class InfluxDBDouble:
             if request.method == "DELETE":
                 self.state.delete_auth(target.id)
                 return 204, b"", {}
-            body = request.json()
+            body = _json_body(request)
             if not isinstance(body, dict):
                 raise ApiError(400, "invalid", "failed to decode request body: expected an object")
             status = body.get("status", target.status)
@@ -1295,8 +1147,8 @@ class InfluxDBDouble:
             },
         )
 
-    def _create_authorization(self, request: _Request, auth: Authorization) -> tuple:
-        body = request.json()
+    def _create_authorization(self, request: HttpRequest, auth: Authorization) -> tuple:
+        body = _json_body(request)
         if not isinstance(body, dict):
             raise ApiError(400, "invalid", "failed to decode request body: expected an object")
         org_id = body.get("orgID")
@@ -1337,7 +1189,7 @@ class InfluxDBDouble:
 
     # ---- write
 
-    def _write(self, request: _Request, auth: Authorization, info: dict[str, Any]) -> tuple:
+    def _write(self, request: HttpRequest, auth: Authorization, info: dict[str, Any]) -> tuple:
         precision = request.param("precision") or "ns"
         if precision not in PRECISION_NS:
             raise ApiError(
@@ -1416,7 +1268,7 @@ class InfluxDBDouble:
         )
         return kept, message
 
-    def _decode_body(self, request: _Request) -> bytes:
+    def _decode_body(self, request: HttpRequest) -> bytes:
         """``points.BatchReadCloser`` and ``Parser.parsePoints`` (http/points/): gzip, limit."""
         body = request.body
         limit = self.max_body_bytes
@@ -1447,13 +1299,13 @@ class InfluxDBDouble:
 
     # ---- query
 
-    def _query(self, request: _Request, auth: Authorization) -> tuple:
+    def _query(self, request: HttpRequest, auth: Authorization) -> tuple:
         content_type = request.headers.get("Content-Type", "application/json").split(";")[0]
         now_ns = time.time_ns()
         if content_type.strip() == "application/vnd.flux":
             source, dialect = request.body.decode("utf-8", "replace"), Dialect.from_json(None)
         elif content_type.strip() == "application/json":
-            body = request.json()
+            body = _json_body(request)
             if not isinstance(body, dict) or not isinstance(body.get("query"), str):
                 raise ApiError(400, "invalid", "failed to decode request body: query is required")
             if body.get("type", "flux") != "flux":
@@ -1498,16 +1350,6 @@ class InfluxDBDouble:
             payload = gzip.compress(payload, compresslevel=1)
             headers["Content-Encoding"] = "gzip"
         return 200, payload, headers
-
-
-@contextlib.contextmanager
-def running(**options: Any) -> Iterator[InfluxDBDouble]:
-    """Start a double for the duration of a ``with`` block."""
-    double = InfluxDBDouble(**options).start()
-    try:
-        yield double
-    finally:
-        double.stop()
 
 
 def main(argv: list[str] | None = None) -> int:

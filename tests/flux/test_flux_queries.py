@@ -25,7 +25,7 @@ import subprocess
 
 import pytest
 
-from tests.grafana.conftest import AUTOMATION, PROJECT_ROOT  # makes module_utils importable
+from tests.helpers import AUTOMATION, PROJECT_ROOT  # also makes module_utils importable
 
 dashboards = importlib.import_module("ansible.module_utils.powerview_dashboards")
 all_queries = dashboards.all_queries

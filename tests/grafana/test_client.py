@@ -15,7 +15,7 @@ from ansible.module_utils.powerview_grafana import (
     verify_server_admin,
 )
 
-from tests.grafana.conftest import PROJECT_ROOT
+from tests.helpers import PROJECT_ROOT
 
 
 @pytest.fixture

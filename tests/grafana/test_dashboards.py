@@ -21,7 +21,7 @@ from ansible.module_utils.powerview_dashboards import (
     validate_dashboard,
 )
 
-from tests.grafana.conftest import AUTOMATION
+from tests.helpers import AUTOMATION
 
 TEMPLATE_PATH = AUTOMATION / "templates" / "electrical.json"
 

@@ -14,8 +14,8 @@ import yaml
 from core.names import reserved_company_reason
 from tests.doubles.grafana import VERSION, GrafanaDouble
 from tests.doubles.grafana_fixtures import grafana_contract_document, load_grafana_contract
-from tests.grafana.conftest import PROJECT_ROOT
-from tests.grafana.conftest import api as call
+from tests.helpers import PROJECT_ROOT
+from tests.helpers import api as call
 
 
 def new_org(double, name):

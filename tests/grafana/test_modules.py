@@ -14,7 +14,7 @@ import pytest
 import yaml
 from ansible.module_utils.powerview_grafana import GrafanaClient, GrafanaError
 
-from tests.grafana.conftest import AUTOMATION, library
+from tests.helpers import AUTOMATION, library
 
 org_module = library("powerview_grafana_org")
 team_module = library("powerview_grafana_team")

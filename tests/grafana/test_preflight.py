@@ -8,7 +8,7 @@ import pytest
 
 import core.names
 import core.settings
-from tests.grafana.conftest import AUTOMATION, preflight
+from tests.helpers import AUTOMATION, preflight
 
 plugin = preflight()
 

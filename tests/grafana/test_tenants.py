@@ -1,8 +1,9 @@
 """Companies stay apart whatever an admin types: each case through the real ansible-playbook.
 
-Every test starts its own Grafana and InfluxDB doubles and its own HOME, so no test depends on
-what another left. Runs are made as an admin makes them: the playbook by its path, from a
-directory that is not the project's, without ANSIBLE_CONFIG. After every scenario,
+Every test starts its own Grafana and InfluxDB doubles and its own HOME, or gets a private
+copy of the module's ``baseline`` (acme and beta), so no test depends on what another left.
+Runs are made as an admin makes them: the playbook by its path, from a directory that is not
+the project's, without ANSIBLE_CONFIG. After every scenario,
 ``assert_isolated`` checks, as each company user signs in, that no user sees any resource of
 another company: one organization, data sources reading that company's bucket only, with a
 token that can read nothing else.
@@ -14,20 +15,28 @@ import json
 import os
 import stat
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from ansible.module_utils.powerview_grafana import GrafanaClient, GrafanaError
 
-from tests.doubles.grafana import GrafanaDouble
-from tests.doubles.grafana_fixtures import grafana_environment, load_grafana_contract
-from tests.doubles.influxdb import InfluxDBDouble
-from tests.grafana.conftest import ANSIBLE_PLAYBOOK, PROJECT_ROOT, Run, api, library, ok
-from tests.grafana.test_playbooks import ADD_USER, CREATE, DELETE, Stack
-from tests.grafana.test_update_dashboards import UPDATE
-from tests.test_hook import VENV, stack  # noqa: F401  (the hook's fixture, by name)
+from tests.helpers import (
+    ADD_USER,
+    ANSIBLE_PLAYBOOK,
+    CREATE,
+    DELETE,
+    PROJECT_ROOT,
+    UPDATE,
+    VENV,
+    Baseline,
+    GrafanaSite,
+    Run,
+    api,
+    library,
+    ok,
+)
 
 PLAYBOOKS = (CREATE, ADD_USER, UPDATE, DELETE)
 INVENTORY_WARNINGS = (
@@ -36,11 +45,8 @@ INVENTORY_WARNINGS = (
 )
 
 
-class Tenants(Stack):
-    """A Stack of its own, with the checks every scenario ends with."""
-
-    def passwords(self) -> Path:
-        return self.home / ".powerview" / "grafana-passwords"
+class Tenants(GrafanaSite):
+    """A site with the checks every scenario ends with."""
 
     def create(self, company: str, **names: str) -> Run:
         return self.run(CREATE, names={"company_name": company, **names})
@@ -102,50 +108,34 @@ def refused(run: Run, *words: str) -> Run:
 
 
 @pytest.fixture
-def tenants_factory(tmp_path: Path) -> Iterator[Callable[..., Tenants]]:
-    """Start a stack (``database`` is Grafana's: sqlite3 or mysql) for one test."""
-    started: list[Tenants] = []
+def tenants_factory(site_factory: Callable[..., GrafanaSite]) -> Callable[..., Tenants]:
+    """Start a site (``database`` is Grafana's: sqlite3 or mysql) for one test."""
 
     def start(**grafana_settings: Any) -> Tenants:
-        home = tmp_path / f"home{len(started)}"
-        planted = home / "bin"
-        planted.mkdir(parents=True)
-        marker = home / "PLANTED_COMMAND_RAN"
-        script = planted / "id"
-        script.write_text(f'#!/bin/sh\necho "id $*" >> "{marker}"\necho 0\n', encoding="utf-8")
-        script.chmod(0o755)
-        grafana = GrafanaDouble(contract=load_grafana_contract(), **grafana_settings).start()
-        influxdb = InfluxDBDouble().start()
-        env = grafana_environment(grafana)
-        env.update(
-            INFLUXDB_HOST=influxdb.url,
-            INFLUXDB_ORG=influxdb.org,
-            INFLUXDB_ADMIN_TOKEN=influxdb.admin_token,
-            HOME=str(home),
-            PATH=f"{planted}{os.pathsep}{env.get('PATH', '')}",
-            ANSIBLE_NOCOLOR="1",
-            ANSIBLE_LOCAL_TEMP=str(home / "ansible-tmp"),
-        )
-        for name in ("INFLUXDB_URL", "ANSIBLE_CONFIG"):
-            env.pop(name, None)
-        site = Tenants(grafana, influxdb, home, marker, env)
-        started.append(site)
+        site = site_factory(Tenants, **grafana_settings)
+        assert isinstance(site, Tenants)
         return site
 
-    yield start
-    problems = [p for site in started for p in site.grafana.contract_problems]
-    for site in started:
-        site.grafana.stop()
-        site.influxdb.stop()
-    assert not problems, "requests outside Grafana's API description:\n" + "\n".join(problems)
+    return start
+
+
+@pytest.fixture(scope="module")
+def baseline(tmp_path_factory: pytest.TempPathFactory) -> Baseline:
+    """acme (user alice, alice@acme.example) and beta (user bob), Grafana on SQLite."""
+    site = Tenants.start(tmp_path_factory.mktemp("home"))
+    try:
+        ok(site.create("acme", user_name="alice", user_email="alice@acme.example"))
+        ok(site.create("beta", user_name="bob"))
+    except BaseException:
+        site.stop()
+        raise
+    return Baseline.keep(site)
 
 
 @pytest.fixture
-def tenants(tenants_factory: Callable[..., Tenants]) -> Tenants:
-    """acme (user alice, alice@acme.example) and beta (user bob), Grafana on SQLite."""
-    site = tenants_factory()
-    ok(site.create("acme", user_name="alice", user_email="alice@acme.example"))
-    ok(site.create("beta", user_name="bob"))
+def tenants(site: GrafanaSite) -> Tenants:
+    """The module's baseline, copied for this test."""
+    assert isinstance(site, Tenants)
     return site
 
 
@@ -302,21 +292,21 @@ def test_password_files_of_different_pairs_never_collide(tenants_factory):
     site = tenants_factory()
     ok(site.create("a_b", user_name="c"))
     ok(site.create("a", user_name="b_c"))
-    first = site.passwords() / "a_b" / "c.txt"
-    second = site.passwords() / "a" / "b_c.txt"
+    first = site.passwords / "a_b" / "c.txt"
+    second = site.passwords / "a" / "b_c.txt"
     assert first.read_text().strip() == site.user("c").password
     assert second.read_text().strip() == site.user("b_c").password
     for path in (first, second):
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
         assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
-    assert stat.S_IMODE(site.passwords().stat().st_mode) == 0o700
+    assert stat.S_IMODE(site.passwords.stat().st_mode) == 0o700
     site.assert_isolated()
 
 
 def test_an_existing_password_file_is_never_overwritten(tenants_factory):
     site = tenants_factory()
     ok(site.create("acme"))
-    folder = site.passwords() / "acme"
+    folder = site.passwords / "acme"
     folder.mkdir(parents=True, mode=0o700)
     (folder / "zed.txt").write_text("kept\n")
     before = site.grafana.snapshot()
@@ -499,10 +489,10 @@ def test_an_update_of_every_company_leaves_reserved_and_case_twin_organizations_
 # ---- the upload hook: an SFTP mkdir of ACME/site1
 
 
-def test_a_mkdir_of_a_company_differing_by_case_creates_nothing(request, grafana):
+def test_a_mkdir_of_a_company_differing_by_case_creates_nothing(stack, grafana):
     """on-upload.sh runs create_grafana_resources.yml for a new campaign folder: ``ACME/site1``
     beside an existing ``acme`` is refused by its preflight."""
-    hook = request.getfixturevalue("stack")  # tests.test_hook's installation and InfluxDB
+    hook = stack  # the upload hook's installation and its InfluxDB
     hook.settings(
         GRAFANA_URL=grafana.url,
         GRAFANA_USERNAME=grafana.admin_login,

@@ -5,6 +5,9 @@ template imported there, pointed at a demo data source, plus a new panel), sets
 GRAFANA_MASTER_DASHBOARD_UID, and runs the playbook once: every company's dashboards are made
 from it, each pointing at its own data source only. Channel names come from the campaign's
 channels.csv in the data folder, as the upload hook leaves it.
+
+The module builds that rollout once (``baseline``: playbook runs cost seconds); each test gets
+its own copy of it (``site``), so a master a test saves is never seen by another.
 """
 
 from __future__ import annotations
@@ -12,36 +15,26 @@ from __future__ import annotations
 import copy
 import json
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.doubles.grafana import GrafanaDouble
-from tests.doubles.grafana_fixtures import grafana_environment, load_grafana_contract
-from tests.doubles.influxdb import InfluxDBDouble
-from tests.grafana.conftest import AUTOMATION, PROJECT_ROOT, Run, api, ok, run_playbook
+from tests.helpers import AUTOMATION, CREATE, SAMPLES, UPDATE, Baseline, GrafanaSite, Run, api, ok
 
-CREATE = AUTOMATION / "playbooks" / "create_grafana_resources.yml"
-UPDATE = AUTOMATION / "playbooks" / "update_grafana_dashboards.yml"
 TEMPLATE = AUTOMATION / "templates" / "electrical.json"
-LOGGER_FILE = PROJECT_ROOT / "examples" / "data" / "acme" / "base" / "02001283"
+LOGGER_FILE = SAMPLES / "acme" / "base" / "02001283"
 MASTER_UID = "powerview-master"
 BUILTIN = {"-- Grafana --", "grafana", "-- Mixed --", "-- Dashboard --"}
 COMPANIES = {"acme": "camp1", "beta": "b1"}
 
 
-@dataclass
-class Stack:
-    grafana: GrafanaDouble
-    influxdb: InfluxDBDouble
-    home: Path
-    data: Path
-    env: dict[str, str]
+class Dashboards(GrafanaSite):
+    """A site whose HOME holds the data folder, with the master dashboard's helpers."""
 
-    def run(self, playbook: Path, *args: str, names: dict | None = None, **env: str) -> Run:
-        return run_playbook(playbook, *args, home=self.home, env={**self.env, **env}, names=names)
+    @property
+    def data(self) -> Path:
+        return self.home / "data"
 
     def update(self, *args: str, names: dict | None = None, **env: str) -> Run:
         return self.run(
@@ -125,54 +118,50 @@ def variable(dashboard: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory):
+def baseline(tmp_path_factory: pytest.TempPathFactory) -> Baseline:
+    """acme and beta with a campaign each (a logger file in each campaign folder), a demo
+    data source and the master dashboard in the main organization, rolled out twice
+    (``update --diff``, then ``update``)."""
     home = tmp_path_factory.mktemp("home")
-    data = home / "data"
-    for company, campaign in COMPANIES.items():
-        device = data / company / campaign / "02001283"
-        device.mkdir(parents=True)
-        shutil.copy(LOGGER_FILE / "T302_251025_031739.tsv", device)
-    grafana = GrafanaDouble(contract=load_grafana_contract()).start()
-    influxdb = InfluxDBDouble().start()
-    env = grafana_environment(grafana)
-    env.update(
-        INFLUXDB_HOST=influxdb.url,
-        INFLUXDB_ORG=influxdb.org,
-        INFLUXDB_ADMIN_TOKEN=influxdb.admin_token,
-        POWERVIEW_DATA_DIR=str(data),
-        HOME=str(home),
-        ANSIBLE_CONFIG=str(AUTOMATION / "ansible.cfg"),
-        ANSIBLE_NOCOLOR="1",
-        ANSIBLE_LOCAL_TEMP=str(home / "ansible-tmp"),
+    site = Dashboards.start(
+        home,
+        env={
+            "POWERVIEW_DATA_DIR": str(home / "data"),
+            "ANSIBLE_CONFIG": str(AUTOMATION / "ansible.cfg"),
+        },
     )
-    env.pop("INFLUXDB_URL", None)
-    env.pop("GRAFANA_MASTER_DASHBOARD_UID", None)
-    stack = Stack(grafana, influxdb, home, data, env)
-    for company, campaign in COMPANIES.items():
-        ok(stack.run(CREATE, names={"company_name": company, "campaign_name": campaign}))
-    status, body = api(
-        grafana, "POST", "/api/datasources",
-        {"name": "demo", "type": "influxdb", "uid": "demo-influx", "access": "proxy",
-         "url": influxdb.url, "jsonData": {"version": "Flux", "defaultBucket": "demo"}},
-        org=1,
-    )  # fmt: skip
-    assert status == 200, body
-    stack.save_master(master_dashboard())
-    yield stack
-    problems = list(grafana.contract_problems)
-    grafana.stop()
-    influxdb.stop()
-    assert not problems, "requests outside Grafana's API description:\n" + "\n".join(problems)
+    site.env.pop("GRAFANA_MASTER_DASHBOARD_UID", None)
+    try:
+        for company, campaign in COMPANIES.items():
+            device = site.data / company / campaign / "02001283"
+            device.mkdir(parents=True)
+            shutil.copy(LOGGER_FILE / "T302_251025_031739.tsv", device)
+        for company, campaign in COMPANIES.items():
+            ok(site.run(CREATE, names={"company_name": company, "campaign_name": campaign}))
+        status, body = api(
+            site.grafana, "POST", "/api/datasources",
+            {"name": "demo", "type": "influxdb", "uid": "demo-influx", "access": "proxy",
+             "url": site.influxdb.url, "jsonData": {"version": "Flux", "defaultBucket": "demo"}},
+            org=1,
+        )  # fmt: skip
+        assert status == 200, body
+        site.save_master(master_dashboard())
+        ok(site.update("--diff"))
+        ok(site.update())
+    except BaseException:
+        site.stop()
+        raise
+    return Baseline.keep(site)
 
 
 @pytest.fixture(scope="module")
-def rolled_out(stack: Stack) -> dict[str, Run]:
-    first = ok(stack.update("--diff"))
-    second = ok(stack.update())
+def rolled_out(baseline: Baseline) -> dict[str, Run]:
+    """The baseline's two updates."""
+    first, second = baseline.site.runs[-2:]
     return {"first": first, "second": second}
 
 
-def test_a_new_master_panel_reaches_every_company_in_one_run(stack, rolled_out):
+def test_a_new_master_panel_reaches_every_company_in_one_run(site, rolled_out):
     assert rolled_out["first"].changed_dashboards == [
         "powerview_acme",
         "powerview_acme_camp1",
@@ -181,8 +170,8 @@ def test_a_new_master_panel_reaches_every_company_in_one_run(stack, rolled_out):
     ]
     for company, campaign_name in COMPANIES.items():
         for dashboard in (
-            stack.campaign_dashboard(company),
-            stack.dashboard(company, f"powerview_{company}"),
+            site.campaign_dashboard(company),
+            site.dashboard(company, f"powerview_{company}"),
         ):
             titles = [panel["title"] for panel in dashboard["panels"]]
             assert "Peak power" in titles
@@ -190,9 +179,9 @@ def test_a_new_master_panel_reaches_every_company_in_one_run(stack, rolled_out):
             for reference in references(dashboard):
                 assert reference == datasource or reference.get("uid") in BUILTIN, reference
             assert variable(dashboard, "bucket")["query"] == company
-        campaign = variable(stack.campaign_dashboard(company), "campaign")
+        campaign = variable(site.campaign_dashboard(company), "campaign")
         assert (campaign["type"], campaign["query"]) == ("constant", campaign_name)
-        overview_campaign = variable(stack.dashboard(company, f"powerview_{company}"), "campaign")
+        overview_campaign = variable(site.dashboard(company, f"powerview_{company}"), "campaign")
         assert overview_campaign["current"] == {}  # the admin's selection is not carried over
 
 
@@ -200,69 +189,69 @@ def test_a_second_run_changes_nothing(rolled_out):
     assert rolled_out["second"].recap["changed"] == 0
 
 
-def test_check_and_diff_say_what_would_change_and_change_nothing(stack, rolled_out):
-    stack.save_master(master_dashboard("Peak power per day"))
-    before = stack.grafana.snapshot()
-    run = ok(stack.update("--check", "--diff"))
+def test_check_and_diff_say_what_would_change_and_change_nothing(site, rolled_out):
+    site.save_master(master_dashboard("Peak power per day"))
+    before = site.grafana.snapshot()
+    run = ok(site.update("--check", "--diff"))
     assert len(run.changed_dashboards) == 4
     assert "Peak power per day" in run.output
-    assert stack.grafana.snapshot() == before
-    assert len(ok(stack.update()).changed_dashboards) == 4
-    assert ok(stack.update()).recap["changed"] == 0
+    assert site.grafana.snapshot() == before
+    assert len(ok(site.update()).changed_dashboards) == 4
+    assert ok(site.update()).recap["changed"] == 0
 
 
-def test_one_company_alone(stack, rolled_out):
-    stack.save_master(master_dashboard("Only acme sees this yet"))
-    run = ok(stack.update("-e", "company_name=acme"))
+def test_one_company_alone(site, rolled_out):
+    site.save_master(master_dashboard("Only acme sees this yet"))
+    run = ok(site.update("-e", "company_name=acme"))
     assert run.changed_dashboards == ["powerview_acme", "powerview_acme_camp1"]
-    assert "Only acme sees this yet" in json.dumps(stack.campaign_dashboard("acme"))
-    assert "Only acme sees this yet" not in json.dumps(stack.campaign_dashboard("beta"))
-    ok(stack.update())
+    assert "Only acme sees this yet" in json.dumps(site.campaign_dashboard("acme"))
+    assert "Only acme sees this yet" not in json.dumps(site.campaign_dashboard("beta"))
+    ok(site.update())
 
 
-def test_a_run_interrupted_half_way_converges(stack, rolled_out):
-    stack.save_master(master_dashboard("After the outage"))
-    stack.grafana.fail_next("POST", "/api/dashboards/db", 500)
-    failed = stack.update()
+def test_a_run_interrupted_half_way_converges(site, rolled_out):
+    site.save_master(master_dashboard("After the outage"))
+    site.grafana.fail_next("POST", "/api/dashboards/db", 500)
+    failed = site.update()
     assert failed.returncode != 0 and "HTTP 500" in failed.output
-    assert ok(stack.update()).changed_dashboards
-    assert ok(stack.update()).recap["changed"] == 0
+    assert ok(site.update()).changed_dashboards
+    assert ok(site.update()).recap["changed"] == 0
     for company in COMPANIES:
-        assert "After the outage" in json.dumps(stack.campaign_dashboard(company))
+        assert "After the outage" in json.dumps(site.campaign_dashboard(company))
 
 
-def test_channel_names_from_channels_csv_reach_the_campaign_dashboard(stack, rolled_out):
-    csv_file = stack.data / "acme" / "camp1" / "channels.csv"
+def test_channel_names_from_channels_csv_reach_the_campaign_dashboard(site, rolled_out):
+    csv_file = site.data / "acme" / "camp1" / "channels.csv"
     csv_file.write_text(
         "channel_id,name,description\nM02001283_Ch1,Chauffe-eau,ballon 300 l\n"
         'M02001283_Ch2,"Atelier ""nord""",\n',
         encoding="utf-8",
     )
     hook_vars = {"company_name": "acme", "campaign_name": "camp1"}
-    run = ok(stack.update(names=hook_vars))
+    run = ok(site.update(names=hook_vars))
     assert run.changed_dashboards == ["powerview_acme_camp1"]
-    names = variable(stack.campaign_dashboard("acme"), "channel_names")["query"]
+    names = variable(site.campaign_dashboard("acme"), "channel_names")["query"]
     assert names == '["M02001283_Ch1": "Chauffe-eau", "M02001283_Ch2": "Atelier \\"nord\\""]'
-    assert "Chauffe-eau" not in json.dumps(stack.campaign_dashboard("beta"))
-    assert ok(stack.update(names=hook_vars)).recap["changed"] == 0
+    assert "Chauffe-eau" not in json.dumps(site.campaign_dashboard("beta"))
+    assert ok(site.update(names=hook_vars)).recap["changed"] == 0
 
     csv_file.write_text(
         "channel_id,name\nM02001283_Ch1,Chauffe-eau\nM09999999_Ch7,Nowhere\n", encoding="utf-8"
     )
-    before = stack.grafana.snapshot()
-    refused = stack.update(names=hook_vars)
+    before = site.grafana.snapshot()
+    refused = site.update(names=hook_vars)
     assert refused.returncode != 0
     assert "acme/camp1/channels.csv:3: unknown channel_id 'M09999999_Ch7'" in refused.output
-    assert stack.grafana.snapshot() == before
+    assert site.grafana.snapshot() == before
 
     csv_file.write_bytes("channel_id,name\nM02001283_Ch1,Chauffe-eau\xe9\n".encode("latin-1"))
-    refused = stack.update(names=hook_vars)
+    refused = site.update(names=hook_vars)
     assert refused.returncode != 0 and "channels.csv:2: not UTF-8" in refused.output
-    assert stack.grafana.snapshot() == before
+    assert site.grafana.snapshot() == before
 
     csv_file.unlink()
-    assert ok(stack.update(names=hook_vars)).changed_dashboards == ["powerview_acme_camp1"]
-    assert variable(stack.campaign_dashboard("acme"), "channel_names")["query"] == "[:]"
+    assert ok(site.update(names=hook_vars)).changed_dashboards == ["powerview_acme_camp1"]
+    assert variable(site.campaign_dashboard("acme"), "channel_names")["query"] == "[:]"
 
 
 @pytest.mark.parametrize(
@@ -277,39 +266,39 @@ def test_channel_names_from_channels_csv_reach_the_campaign_dashboard(stack, rol
          'reads bucket "demo" by name'),
     ],
 )  # fmt: skip
-def test_an_unusable_master_is_a_clear_error_and_changes_nothing(stack, rolled_out, spoil, message):
+def test_an_unusable_master_is_a_clear_error_and_changes_nothing(site, rolled_out, spoil, message):
     master = master_dashboard()
     spoil(master)
-    stack.save_master(master)
-    before = stack.grafana.snapshot()
-    run = stack.update()
+    site.save_master(master)
+    before = site.grafana.snapshot()
+    run = site.update()
     assert run.returncode != 0 and message in run.output, run.output
     assert "Traceback" not in run.output
-    assert stack.grafana.snapshot() == before
-    stack.save_master(master_dashboard())
+    assert site.grafana.snapshot() == before
+    site.save_master(master_dashboard())
 
 
-def test_a_missing_master_is_a_clear_error(stack, rolled_out):
-    before = stack.grafana.snapshot()
-    run = stack.update(GRAFANA_MASTER_DASHBOARD_UID="no-such-master")
+def test_a_missing_master_is_a_clear_error(site, rolled_out):
+    before = site.grafana.snapshot()
+    run = site.update(GRAFANA_MASTER_DASHBOARD_UID="no-such-master")
     assert (
         run.returncode != 0
         and "master dashboard no-such-master (organization 1) not found" in run.output
     )
-    assert stack.grafana.snapshot() == before
+    assert site.grafana.snapshot() == before
 
 
-def test_without_a_master_the_template_is_used(stack, rolled_out):
-    run = ok(stack.run(UPDATE, "-e", "company_name=beta"))
+def test_without_a_master_the_template_is_used(site, rolled_out):
+    run = ok(site.run(UPDATE, "-e", "company_name=beta"))
     assert run.changed_dashboards == ["powerview_beta", "powerview_beta_b1"]
-    dashboard = stack.campaign_dashboard("beta")
+    dashboard = site.campaign_dashboard("beta")
     assert "Peak power" not in [panel["title"] for panel in dashboard["panels"]]
     assert copy.deepcopy(dashboard)["timezone"] == "Europe/Paris"
-    ok(stack.update())
+    ok(site.update())
 
 
-def test_a_campaign_without_its_company_is_refused(stack, rolled_out):
-    before = stack.grafana.snapshot()
-    run = stack.update(names={"campaign_name": "camp1"})
+def test_a_campaign_without_its_company_is_refused(site, rolled_out):
+    before = site.grafana.snapshot()
+    run = site.update(names={"campaign_name": "camp1"})
     assert run.returncode != 0 and "campaign_name needs company_name" in run.output
-    assert stack.grafana.snapshot() == before
+    assert site.grafana.snapshot() == before

@@ -19,7 +19,8 @@ v2 call of the parser           what the adapter does
                                 headers unchanged, influxd's answer passed back unchanged
 =============================  ==============================================================
 
-The adapter is test code: no token scoping, no Flux. Start both from a script with
+The adapter is test code (an ``HttpDouble`` of ``tests.doubles.http_base``, like the
+doubles): no token scoping, no Flux. Start both from a script with
 ``RealInflux`` (``with RealInflux.start() as server: server.url, server.org, server.token``);
 the test tier uses it through a session fixture (``tests/realinflux/conftest.py``).
 """
@@ -39,10 +40,11 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
+
+from tests.doubles.http_base import HttpAnswer, HttpDouble, HttpRequest
 
 ORG = "powerview"
 ORG_ID = "0a0b0c0d0e0f1011"
@@ -257,58 +259,23 @@ def _duration_seconds(text: str) -> int:
     return total
 
 
-class V2Adapter:
+class V2Adapter(HttpDouble):
     """The v2 calls of the parser over a real influxd (see the module docstring)."""
 
+    name = "influxd-v2-adapter"
+    methods = frozenset({"GET", "HEAD", "POST"})
+
     def __init__(self, influxd: Influxd) -> None:
+        super().__init__()
         self.influxd = influxd
         self.lock = threading.Lock()
         self.write_statuses: list[int] = []
-        adapter = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                """Quiet: the tests read the stored points, not a request log."""
-
-            def do_GET(self) -> None:
-                self._answer("GET")
-
-            def do_HEAD(self) -> None:
-                self._answer("HEAD")
-
-            def do_POST(self) -> None:
-                self._answer("POST")
-
-            def _answer(self, method: str) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                parts = urlsplit(self.path)
-                query = {k: v[0] for k, v in parse_qs(parts.query).items()}
-                status, payload, headers = adapter.handle(
-                    method, parts.path, query, dict(self.headers.items()), body
-                )
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                if method != "HEAD":
-                    self.wfile.write(payload)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    def answer(self, request: HttpRequest) -> HttpAnswer:
+        # parse_qs without blank values, as the adapter always read them: ``org=`` is no org
+        query = {k: v[0] for k, v in parse_qs(urlsplit(request.target).query).items()}
+        headers = dict(request.headers.items())
+        return HttpAnswer(*self.handle(request.method, request.path, query, headers, request.body))
 
     # -- requests -------------------------------------------------------------------------
     def handle(
@@ -470,7 +437,7 @@ class RealInflux:
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
-        server = cls(influxd, V2Adapter(influxd), folder)
+        server = cls(influxd, V2Adapter(influxd).start(), folder)
         try:
             yield server
         finally:

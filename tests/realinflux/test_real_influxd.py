@@ -17,9 +17,9 @@ from collections import defaultdict
 from pathlib import Path
 
 from core.lineprotocol import escape_key
-from tests.conftest import SAMPLES, last_report
-from tests.conftest import run_parser as run_parser_process
 from tests.doubles.line_protocol import parse_batch
+from tests.helpers import SAMPLES, last_report
+from tests.helpers import run_parser as run_parser_process
 from tests.realinflux.server import RealInflux
 
 V003 = "dominique/v003/02000800/T302_260208_211459_UTC.tsv"
