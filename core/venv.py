@@ -3,9 +3,9 @@
 ``./tsv_parser.py`` and ``./manage_influx_tokens.py`` start with ``#!/usr/bin/env python3``:
 the first ``python3`` on ``PATH``, which on a server is the system one, without
 ``influxdb_client`` and the other packages of ``requirements.txt``. Importing this module
-first (it uses the standard library only) re-executes the script with the Python of the
-project's virtual environment when the running one lacks those packages, so the commands
-of the README, the docs and ``--help`` run as written.
+first (it uses the standard library only, and ``core.outcomes`` for the exit code) re-executes
+the script with the Python of the project's virtual environment when the running one lacks
+those packages, so the commands of the README, the docs and ``--help`` run as written.
 
 The environment is, first found wins:
 
