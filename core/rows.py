@@ -173,7 +173,6 @@ class RowDecoder:
     def _decode_checked(self, lines: list[bytes], first_line: int) -> DecodedRows | None:
         """The checked path: every line on its own; a value that cannot be written is left
         out and the rest of its row goes on."""
-        summary = self._summary
         channel_count = self._width - 1
         stamps: list[bytes] = []
         line_numbers: list[int] = []
@@ -182,39 +181,16 @@ class RowDecoder:
         value_rows: list[list[int]] = [[] for _ in range(channel_count)]
         for offset, line in enumerate(lines):
             line_number = first_line + offset
-            if not line.strip():
-                summary.blank_lines += 1
+            row = self._checked_row(line, line_number)
+            if row is None:
                 continue
-            summary.data_rows += 1
-            problem = self._row_problem(line)
-            if problem is not None:
-                summary.skip_row(problem, line_number)
-                continue
-            fields = line.split(b"\t")
-            row = [clean_value(text) for text in fields[1:]]
-            present: list[tuple[int, bytes, float]] = []
-            for channel, value in enumerate(row):
-                if isinstance(value, ValueSkip):
-                    summary.skip_value(value, line_number)
-                else:
-                    present.append((channel, value, float(value)))
-            if not present:
-                summary.skip_row(RowSkip.NO_VALID_VALUE, line_number)
-                continue
-            if (
-                self._skip_zero_rows
-                and len(present) == channel_count
-                and not any(number for _, _, number in present)
-            ):
-                summary.skip_row(RowSkip.ZERO_ROW, line_number)
-                continue
-            row_index = len(stamps)
-            stamps.append(fields[0].strip())
-            line_numbers.append(line_number)
+            stamp, present = row
             for channel, value, number in present:
                 values[channel].append(value)
                 numbers[channel].append(number)
-                value_rows[channel].append(row_index)
+                value_rows[channel].append(len(stamps))
+            stamps.append(stamp)
+            line_numbers.append(line_number)
         if not stamps:
             return None
         return DecodedRows(
@@ -225,6 +201,39 @@ class RowDecoder:
             value_rows=[None if len(rows) == len(stamps) else rows for rows in value_rows],
             refused={},
         )
+
+    def _checked_row(
+        self, line: bytes, line_number: int
+    ) -> tuple[bytes, list[tuple[int, bytes, float]]] | None:
+        """The timestamp text of one line and its values that can be written, as (channel,
+        text, number); None when the line is blank or the row is skipped (and counted)."""
+        summary = self._summary
+        if not line.strip():
+            summary.blank_lines += 1
+            return None
+        summary.data_rows += 1
+        problem = self._row_problem(line)
+        if problem is not None:
+            summary.skip_row(problem, line_number)
+            return None
+        fields = line.split(b"\t")
+        present: list[tuple[int, bytes, float]] = []
+        for channel, value in enumerate(map(clean_value, fields[1:])):
+            if isinstance(value, ValueSkip):
+                summary.skip_value(value, line_number)
+            else:
+                present.append((channel, value, float(value)))
+        if not present:
+            summary.skip_row(RowSkip.NO_VALID_VALUE, line_number)
+            return None
+        if (
+            self._skip_zero_rows
+            and len(present) == self._width - 1
+            and not any(number for _, _, number in present)
+        ):
+            summary.skip_row(RowSkip.ZERO_ROW, line_number)
+            return None
+        return fields[0].strip(), present
 
     def _row_problem(self, line: bytes) -> RowSkip | None:
         """Why a whole row cannot be read, or None."""
