@@ -173,8 +173,11 @@ class MV2File:
             lines = block.split(b"\n")
             lines.pop()  # a block ends with a newline
             for start in range(0, len(lines), rows_per_slice):
-                rows = decoder.decode(lines[start : start + rows_per_slice], first_line + start)
-                if rows is not None and (batch := encoder.encode(rows)):
+                # No name holds a slice's decoded rows, so they are freed before the next slice
+                # is decoded and the allocator reuses memory still in the CPU's cache.
+                part = lines[start : start + rows_per_slice]
+                batch = encoder.encode(decoder.decode(part, first_line + start))
+                if batch:
                     yield batch
         summary.ambiguous_local_times = converter.ambiguous
         summary.nonexistent_local_times = converter.nonexistent

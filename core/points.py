@@ -47,6 +47,8 @@ class PointEncoder:
 
     def encode(self, rows: DecodedRows) -> bytes:
         """The points of the rows that are kept (b"" when none is)."""
+        if not rows.stamps:
+            return b""
         summary = self._summary
         stamps, kept = self._check_timestamps(rows)
         values, numbers, value_rows, sums = rows.values, rows.numbers, rows.value_rows, rows.sums

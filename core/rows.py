@@ -123,9 +123,9 @@ class RowDecoder:
         self._floats = FloatColumns(channel_count)
         self._every_row: tuple[None, ...] = (None,) * channel_count
 
-    def decode(self, lines: list[bytes], first_line: int) -> DecodedRows | None:
-        """The rows of ``lines`` (the first being line ``first_line``), or None when none of
-        them can be written."""
+    def decode(self, lines: list[bytes], first_line: int) -> DecodedRows:
+        """The rows of ``lines``, the first being line ``first_line`` (no row at all when none
+        of them can be written)."""
         rows = self._decode_plain(lines, first_line)
         return rows if rows is not None else self._decode_checked(lines, first_line)
 
@@ -170,7 +170,7 @@ class RowDecoder:
             sums=sums,
         )
 
-    def _decode_checked(self, lines: list[bytes], first_line: int) -> DecodedRows | None:
+    def _decode_checked(self, lines: list[bytes], first_line: int) -> DecodedRows:
         """The checked path: every line on its own; a value that cannot be written is left
         out and the rest of its row goes on."""
         channel_count = self._width - 1
@@ -191,8 +191,6 @@ class RowDecoder:
                 value_rows[channel].append(len(stamps))
             stamps.append(stamp)
             line_numbers.append(line_number)
-        if not stamps:
-            return None
         return DecodedRows(
             stamps=stamps,
             lines=line_numbers,
