@@ -1,11 +1,12 @@
-# PowerView: `make demo` runs the parser on the bundled samples, `make test` runs every test.
+# PowerView: `make demo` runs the parser on the bundled samples, `make test` runs every test
+# (after `make lint` and `make typecheck`).
 # Both create the virtual environment they need (.venv) on first use.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: venv demo test lint bench clean
+.PHONY: venv demo test lint typecheck bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -30,17 +31,21 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# Static types of core/ and the entry points; what is checked, and how, is in pyproject.toml.
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
 # The Flux checker of tests/flux (InfluxData's compiler as WebAssembly), pinned by its lockfile.
 FLUX_CHECKER := tests/flux/node_modules/.package-lock.json
 
 $(FLUX_CHECKER): tests/flux/package.json tests/flux/package-lock.json
 	npm ci --prefix tests/flux --no-audit --no-fund
 
-test: lint $(FLUX_CHECKER)
+test: lint typecheck $(FLUX_CHECKER)
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_engine.py
 
 clean:
-	rm -rf $(VENV) demo .pytest_cache .ruff_cache tests/flux/node_modules
+	rm -rf $(VENV) demo .pytest_cache .ruff_cache .mypy_cache tests/flux/node_modules

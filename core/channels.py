@@ -28,7 +28,6 @@ TRI_PHASE_NAMES = frozenset({"Ph 1", "Ph 2", "Ph 3"})
 class Channel:
     """One value column of the file and the tags of its points."""
 
-    column: int  # 1-based index of the column in a row (column 0 is the timestamp)
     device_sn: str
     device_type: str  # "master" or "slave"
     device_subtype: str | None  # "mono" / "tri" for the master, None for slaves
@@ -126,7 +125,6 @@ def build_channels(header: Header, path: Path) -> list[Channel]:
             device_type, device_subtype = "slave", None
         channels.append(
             Channel(
-                column=column,
                 device_sn=serial,
                 device_type=device_type,
                 device_subtype=device_subtype,

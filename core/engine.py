@@ -1,12 +1,19 @@
 """The ingestion engine: one MV2 file in, bounded batches of line protocol out, in one pass.
 
-The file is read in blocks of about a megabyte, cut into slices of at most
-``batch_points / channels`` rows. A slice made only of timestamps and plain decimal numbers
-takes the fast path: rows are split and transposed into columns, and each channel's points
-are its constant series prefix, the value text exactly as the logger wrote it, and the
-timestamp, interleaved and joined once. Any other slice is read line by line (the checked
-path), so each problem is counted against its own line and the good rows around it still
-go out. Memory is bounded by the block and batch sizes, whatever the size of the file.
+``MV2File`` is the only entry: opening it reads and checks the header (``core.formats``),
+builds the channels (``core.channels``), fills the file's summary and resolves the clock's
+time zone, so a bad file is refused before anything is written. ``batches()`` then reads the
+data section in blocks of about a megabyte (the data section ends at ``END_DATA`` in V003, at
+the end of the file in V002), cuts each block into slices of at most
+``batch_points / channels`` rows, and passes each slice through the two stages of one pass:
+
+- ``core.rows.RowDecoder``: the text lines to columns of values (a fast path for slices of
+  plain numbers, a checked path line by line for the others);
+- ``core.points.PointEncoder``: the timestamp checks, then the line protocol of the slice.
+
+Everything a pass keeps between slices (the float caches, the timestamps already written,
+the series prefixes) lives in those two objects, made by ``batches()``. Memory is bounded by
+the block and batch sizes, whatever the size of the file.
 
 Row-level problems skip the row (or only the value) and are counted in the summary with
 their first line numbers; file-level problems raise ``FileDataError``.
@@ -14,11 +21,10 @@ their first line numbers; file-level problems raise ``FileDataError``.
 
 from __future__ import annotations
 
-import math
-import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import tzinfo
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, BinaryIO
@@ -27,40 +33,16 @@ from core.channels import Channel, build_channels
 from core.errors import FileDataError
 from core.formats import END_DATA, MAX_LINE_BYTES, Header, line_too_long, read_header
 from core.lineprotocol import MEASUREMENT, series_prefix
-from core.summary import ChannelStats, FileSummary
-from core.timestamps import SeenTimestamps, TimestampConverter, resolve_zone
+from core.points import PointEncoder
+from core.rows import RowDecoder
+from core.summary import ChannelStats, FileSummary, RowSkip
+from core.timestamps import TimestampConverter, resolve_zone
 
 if TYPE_CHECKING:
     from core.settings import ParserSettings
 
 DEFAULT_TIMESTAMP_FLOOR = 1609459200  # 2021-01-01T00:00:00Z
 BLOCK_SIZE = 1 << 20
-
-# The fast path accepts a slice only if it holds nothing but these bytes, and none of the
-# spellings float() reads but line protocol may not ("1.", ".5", "-.5", " 5"): with newlines
-# and minus signs read as separators and spaces as dots, such a dot or space shows up next
-# to a separator.
-_PLAIN_BYTES = b"0123456789-./: \t\n"
-_SHAPE = bytes.maketrans(b"\n- ", b"\t\t.")
-
-# Values the checked path copies verbatim, and the decimal spellings it rewrites.
-_PLAIN_NUMBER_RE = re.compile(rb"-?[0-9]{1,15}(?:\.[0-9]{1,15})?")
-_DECIMAL_RE = re.compile(rb"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
-_NOT_FINITE_RE = re.compile(rb"[+-]?(?:nan|inf|infinity)", re.IGNORECASE)
-
-# Logger readings are quantized and repeat a lot, and a dictionary lookup costs far less
-# than float() (about 200 ns here): each channel keeps a cache of conversions, the channels
-# sharing a bound of about 120,000 entries (some 10 MB).
-_FLOAT_CACHE_ENTRIES = 120_000
-_CACHE_PROBE_SLICES = 64
-
-
-class _FloatCache(dict[bytes, float]):
-    """bytes -> float, filled on first use; float() raises ValueError for non-numbers."""
-
-    def __missing__(self, text: bytes) -> float:
-        number = self[text] = float(text)
-        return number
 
 
 @dataclass(frozen=True)
@@ -115,9 +97,11 @@ class MV2File:
         self.campaign = campaign
         self.options = options or ParseOptions()
         self.summary = summary or FileSummary(file=str(path), campaign=campaign)
+        # Known once opened:
         self.header: Header | None = None
         self.channels: list[Channel] = []
         self._stream: BinaryIO | None = None
+        self._zone: tzinfo | None = None  # the file's clock; None: UTC
 
     # -- opening ------------------------------------------------------------------------
     def __enter__(self) -> MV2File:
@@ -141,29 +125,32 @@ class MV2File:
     def _read_header(self, stream: BinaryIO) -> None:
         header = self.header = read_header(stream, self.path)
         self.channels = build_channels(header, self.path)
+        self._describe(header, self.channels)
+        zone_name, posix_rule = self._time_zone_source(header)
+        try:
+            self._zone, self.summary.time_zone = resolve_zone(zone_name, posix_rule)
+        except ValueError as exc:
+            raise FileDataError(
+                self.path, header.metadata_line, "bad_time_zone", f"local time: {exc}"
+            ) from None
+
+    def _describe(self, header: Header, channels: list[Channel]) -> None:
+        """What the header says, in the summary."""
         summary = self.summary
         summary.format = header.format
         summary.format_tag = header.format_tag
         summary.model = header.model
         summary.metadata = header.metadata
         summary.master_sn = header.serials[0]
-        summary.master_subtype = self.channels[0].device_subtype
+        summary.master_subtype = channels[0].device_subtype
         summary.slaves = list(
-            dict.fromkeys(ch.device_sn for ch in self.channels if ch.device_type == "slave")
+            dict.fromkeys(ch.device_sn for ch in channels if ch.device_type == "slave")
         )
         summary.bom = header.bom
         summary.crlf = header.crlf
         summary.channels = [
-            ChannelStats(ch.channel_id, ch.field_key, ch.name, ch.unit) for ch in self.channels
+            ChannelStats(ch.channel_id, ch.field_key, ch.name, ch.unit) for ch in channels
         ]
-        zone_name, posix_rule = self._time_zone_source(header)
-        try:
-            zone, summary.time_zone = resolve_zone(zone_name, posix_rule)
-        except ValueError as exc:
-            raise FileDataError(
-                self.path, header.metadata_line, "bad_time_zone", f"local time: {exc}"
-            ) from None
-        self._converter = TimestampConverter(zone)
 
     def _time_zone_source(self, header: Header) -> tuple[str | None, str | None]:
         """(IANA name, POSIX rule) of the file's clock; ("UTC", None) for UTC."""
@@ -181,34 +168,41 @@ class MV2File:
         """Line protocol for the whole file, in bounded batches, in file order."""
         if self._stream is None or self.header is None:
             raise RuntimeError("use MV2File as a context manager before reading batches")
-        options = self.options
+        stream, header, options, summary = self._stream, self.header, self.options, self.summary
         now = time.time() if options.now is None else options.now
-        self._floor = options.timestamp_floor
-        self._ceiling = int(now) + options.future_margin_s
-        self._seen = SeenTimestamps()
-        master_sn = self.header.serials[0]
-        self._prefixes = [
-            series_prefix(options.measurement, ch.tags(self.campaign, master_sn), ch.field_key)
-            for ch in self.channels
-        ]
-        self._width = len(self.channels) + 1
-        self._rows_per_slice = max(1, options.batch_points // len(self.channels))
-        self._floats = [_FloatCache() for _ in self.channels]
-        self._cache_limit = _FLOAT_CACHE_ENTRIES // len(self.channels)
-        self._direct = [False] * len(self.channels)
-        self._slices = 0
-        for block, first_line in self._data_blocks(self._stream, self.header):
+        converter = TimestampConverter(self._zone)
+        decoder = RowDecoder(
+            len(self.channels), header.raw_header_lines, summary, options.skip_zero_rows
+        )
+        encoder = PointEncoder(
+            self._series_prefixes(header),
+            converter,
+            floor=options.timestamp_floor,
+            ceiling=int(now) + options.future_margin_s,
+            summary=summary,
+        )
+        rows_per_slice = max(1, options.batch_points // len(self.channels))
+        for block, first_line in self._data_blocks(stream, header):
             lines = block.split(b"\n")
             lines.pop()  # a block ends with a newline
-            step = self._rows_per_slice
-            for start in range(0, len(lines), step):
-                part = lines[start : start + step]
-                batch = self._encode_plain_rows(part, first_line + start)
-                if batch is None:
-                    batch = self._encode_checked_rows(part, first_line + start)
+            for start in range(0, len(lines), rows_per_slice):
+                # No name holds a slice's decoded rows, so they are freed before the next slice
+                # is decoded and the allocator reuses memory still in the CPU's cache.
+                part = lines[start : start + rows_per_slice]
+                batch = encoder.encode(decoder.decode(part, first_line + start))
                 if batch:
                     yield batch
-        self._finish()
+        summary.ambiguous_local_times = converter.ambiguous
+        summary.nonexistent_local_times = converter.nonexistent
+        self._check_written()
+
+    def _series_prefixes(self, header: Header) -> list[bytes]:
+        """Each channel's ``measurement,tags field_key=``, in column order."""
+        master_sn = header.serials[0]
+        return [
+            series_prefix(self.options.measurement, ch.tags(self.campaign, master_sn), ch.field_key)
+            for ch in self.channels
+        ]
 
     def _data_blocks(self, stream: BinaryIO, header: Header) -> Iterator[tuple[bytes, int]]:
         """(block of whole rows ending with a newline, its first line number).
@@ -246,7 +240,7 @@ class MV2File:
                     line_number += 1  # the END_DATA line
                 for offset, line in enumerate(after.split(b"\n")[:-1]):
                     if line.strip():
-                        summary.skip_row("after_end_data", line_number + offset)
+                        summary.skip_row(RowSkip.AFTER_END_DATA, line_number + offset)
                 line_number += after.count(b"\n")
         summary.lines = line_number - 1
         if expects_end and not ended:
@@ -282,10 +276,9 @@ class MV2File:
         if leftover:
             yield leftover, False
 
-    def _finish(self) -> None:
+    def _check_written(self) -> None:
+        """Raise FileDataError when the file had no row that could be written."""
         summary = self.summary
-        summary.ambiguous_local_times = self._converter.ambiguous
-        summary.nonexistent_local_times = self._converter.nonexistent
         if summary.data_rows == 0:
             raise FileDataError(
                 self.path, summary.lines, "no_data_rows", "the file has a header but no data rows"
@@ -301,198 +294,6 @@ class MV2File:
                 f"none of the {summary.data_rows} data rows can be written ({reasons})",
             )
 
-    # -- encoding -----------------------------------------------------------------------
-    def _encode_plain_rows(self, lines: list[bytes], first_line: int) -> bytes | None:
-        """The fast path. Everything that could make the rows unfit for verbatim copying is
-        checked before any state changes; None means "use the checked path"."""
-        text = b"\n".join(lines)
-        if text.translate(None, _PLAIN_BYTES):
-            return None
-        shape = text.translate(_SHAPE)
-        if b".\t" in shape or b"\t." in shape or shape.endswith(b"."):
-            return None
-        try:
-            columns = list(zip(*[line.split(b"\t") for line in lines], strict=True))
-        except ValueError:  # rows of different widths
-            return None
-        if len(columns) != self._width:
-            return None
-        value_columns = columns[1:]
-        try:
-            numbers = self._to_floats(value_columns)
-        except ValueError:  # "", "1.2.3", "--1"...
-            return None
-        sums = [sum(column) for column in numbers]
-        if not all(map(math.isfinite, sums)):  # more digits than a float can hold
-            return None
-        self.summary.data_rows += len(lines)
-        dropped: dict[int, str] = {}
-        if self.options.skip_zero_rows and 0.0 in numbers[0]:
-            for index, row_values in enumerate(zip(*numbers, strict=True)):
-                if not any(row_values):
-                    dropped[index] = "zero_row"
-        return self._emit(
-            columns[0], value_columns, numbers, dropped, first_line=first_line, sums=sums
-        )
-
-    def _to_floats(self, value_columns: list[tuple[bytes, ...]]) -> list[list[float]]:
-        """Each column as floats, through its channel's cache while its values repeat.
-
-        A channel whose values mostly do not repeat is read with float() directly (a cache
-        miss costs about two conversions) until the next probe.
-        """
-        self._slices += 1
-        if self._slices % _CACHE_PROBE_SLICES == 0:
-            self._direct = [False] * len(self._direct)
-        numbers = []
-        for index, column in enumerate(value_columns):
-            if self._direct[index]:
-                numbers.append(list(map(float, column)))
-                continue
-            cache = self._floats[index]
-            before = len(cache)
-            numbers.append(list(map(cache.__getitem__, column)))
-            if (len(cache) - before) * 2 > len(column):
-                self._direct[index] = True
-                cache.clear()
-            elif len(cache) > self._cache_limit:
-                cache.clear()
-        return numbers
-
-    def _encode_checked_rows(self, lines: list[bytes], first_line: int) -> bytes:
-        """The checked path: every line on its own; a value that cannot be written becomes
-        None and the rest of its row goes on."""
-        summary = self.summary
-        skip_zero = self.options.skip_zero_rows
-        header_lines = self.header.raw_header_lines if self.header else ()
-        stamps: list[bytes] = []
-        rows: list[list[bytes | None]] = []
-        line_numbers: list[int] = []
-        for offset, line in enumerate(lines):
-            number = first_line + offset
-            if not line.strip():
-                summary.blank_lines += 1
-                continue
-            summary.data_rows += 1
-            reason = self._row_problem(line, header_lines)
-            if reason is not None:
-                summary.skip_row(reason, number)
-                continue
-            fields = line.split(b"\t")
-            row = [_clean_value(text) for text in fields[1:]]
-            bad = [value for value in row if isinstance(value, str)]
-            for value_reason in bad:
-                summary.skip_value(value_reason, number)  # type: ignore[arg-type]
-            if len(bad) == len(row):
-                summary.skip_row("no_valid_value", number)
-                continue
-            if skip_zero and not bad and not any(float(value) for value in row):  # type: ignore[arg-type]
-                summary.skip_row("zero_row", number)
-                continue
-            stamps.append(fields[0].strip())
-            rows.append([None if isinstance(value, str) else value for value in row])
-            line_numbers.append(number)
-        if not rows:
-            return b""
-        value_columns = list(zip(*rows, strict=True))
-        numbers = [
-            [None if value is None else float(value) for value in column]
-            for column in value_columns
-        ]
-        return self._emit(stamps, value_columns, numbers, {}, line_numbers=line_numbers)
-
-    def _row_problem(self, line: bytes, header_lines: Sequence[bytes]) -> str | None:
-        """Why a whole row cannot be read, or None."""
-        if line in header_lines:
-            return "repeated_header"
-        if not line.isascii():
-            try:
-                line.decode("utf-8")
-            except UnicodeDecodeError:
-                return "not_utf8"
-        if line.count(b"\t") != self._width - 1:
-            return "wrong_column_count"
-        return None
-
-    def _emit(
-        self,
-        stamp_texts: Sequence[bytes],
-        value_columns: Sequence[Sequence[bytes | None]],
-        numbers: Sequence[Sequence[float | None]],
-        dropped: dict[int, str],
-        *,
-        first_line: int = 0,
-        line_numbers: list[int] | None = None,
-        sums: list[float] | None = None,
-    ) -> bytes:
-        """Check the timestamps, then line protocol for the rows that are kept.
-
-        ``dropped`` maps the indexes of rows already refused to their reason. A None value
-        (checked path, which passes ``line_numbers``) is not written. ``sums`` are the
-        column sums, when the caller has them and drops nothing.
-        """
-        summary = self.summary
-        stamps = self._converter.to_unix_many(stamp_texts)
-        floor, ceiling = self._floor, self._ceiling
-        if dropped or None in stamps or min(stamps) < floor or max(stamps) > ceiling:  # type: ignore[type-var]
-            candidates: list[int] = []
-            for index, stamp in enumerate(stamps):
-                if index in dropped:
-                    continue
-                if stamp is None:
-                    dropped[index] = "bad_timestamp"
-                elif stamp < floor:
-                    dropped[index] = "timestamp_before_floor"
-                elif stamp > ceiling:
-                    dropped[index] = "timestamp_in_future"
-                else:
-                    candidates.append(index)
-            repeated = self._seen.add_all([stamps[index] for index in candidates])  # type: ignore[misc]
-        else:
-            candidates = list(range(len(stamps)))
-            repeated = self._seen.add_all(stamps)  # type: ignore[arg-type]
-        for position in repeated:
-            dropped[candidates[position]] = "duplicate_timestamp"
-        for index in sorted(dropped):
-            line = line_numbers[index] if line_numbers else first_line + index
-            summary.skip_row(dropped[index], line)
-        if dropped:
-            kept = [index for index in candidates if index not in dropped]
-            if not kept:
-                return b""
-            stamps = [stamps[index] for index in kept]
-            value_columns = [[column[index] for index in kept] for column in value_columns]
-            numbers = [[column[index] for index in kept] for column in numbers]
-            sums = None
-        summary.rows_written += len(stamps)
-        low, high = min(stamps), max(stamps)  # type: ignore[type-var]
-        if summary.first_timestamp is None or low < summary.first_timestamp:  # type: ignore[operator]
-            summary.first_timestamp = low
-        if summary.last_timestamp is None or high > summary.last_timestamp:  # type: ignore[operator]
-            summary.last_timestamp = high
-        suffixes = [b" %d\n" % stamp for stamp in stamps]  # type: ignore[str-bytes-safe]
-        # Each point is prefix + value + suffix: the three are interleaved by slice
-        # assignment and joined once, so no bytes object is made per point.
-        pieces: list[bytes] = []
-        written = 0
-        for index, (prefix, stats) in enumerate(zip(self._prefixes, summary.channels)):  # noqa: B905
-            values, column_numbers = value_columns[index], numbers[index]
-            value_suffixes: Sequence[bytes] = suffixes
-            if line_numbers is not None and None in values:
-                pairs = [(v, s) for v, s in zip(values, suffixes, strict=True) if v is not None]
-                if not pairs:
-                    continue
-                values, value_suffixes = zip(*pairs, strict=True)
-                column_numbers = [number for number in column_numbers if number is not None]
-            stats.add_many(column_numbers, sums[index] if sums else None)  # type: ignore[arg-type]
-            written += len(values)
-            chunk = [prefix] * (3 * len(values))
-            chunk[1::3] = values
-            chunk[2::3] = value_suffixes
-            pieces += chunk
-        summary.values_written += written
-        return b"".join(pieces)
-
 
 def _split_at_end_marker(block: bytes) -> tuple[bytes, bytes | None]:
     """(the rows before the END_DATA line, what follows that line) or (block, None)."""
@@ -504,22 +305,3 @@ def _split_at_end_marker(block: bytes) -> tuple[bytes, bytes | None]:
             return block[:position], block[line_end + 1 :]
         start = position + 1
     return block, None
-
-
-def _clean_value(text: bytes) -> bytes | str:
-    """The value as line-protocol float bytes, or the reason it cannot be written.
-
-    Plain decimals go out exactly as written; other decimal spellings (``+5``, ``1e3``,
-    ``.5``) are rewritten in Python's shortest round-trip form.
-    """
-    value = text.strip()
-    if not value:
-        return "empty"
-    if _PLAIN_NUMBER_RE.fullmatch(value):
-        return value
-    if _DECIMAL_RE.fullmatch(value):
-        number = float(value)
-        return repr(number).encode() if math.isfinite(number) else "not_finite"
-    if _NOT_FINITE_RE.fullmatch(value):
-        return "not_finite"
-    return "not_a_number"

@@ -130,7 +130,8 @@ def company_case_conflict(name: str, existing: Iterable[str]) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Check names from the command line: exit 0 when all are safe (used by on-upload.sh)."""
+    """Check names from the command line (``python -m core.names NAME...``): exit 0 when all
+    are safe, so a script can refuse a name before acting on it."""
     args = sys.argv[1:] if argv is None else argv
     for name in args:
         if not is_safe_name(name):

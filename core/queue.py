@@ -40,10 +40,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from core.enqueue import (
-    LOCK_NAME,
     QUEUED_NS,
     SUFFIX,
-    TMP,
     WORK,
     decode_event,
     encode_event,
@@ -82,8 +80,6 @@ class Spool:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.work = folder / WORK
-        self.tmp = folder / TMP
-        self.lock_path = folder / LOCK_NAME
         self.journal = folder / JOURNAL_NAME
 
     # -- the hook's side -----------------------------------------------------------------

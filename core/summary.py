@@ -1,33 +1,43 @@
-"""The per-file summary the engine fills in while it encodes, in the same single pass."""
+"""The per-file summary the engine fills in while it encodes, in the same single pass.
+
+``FileSummary.as_dict`` is the file's entry in the JSON run report; ``RowSkip`` and
+``ValueSkip`` name why rows and values were left out (each counted with its first lines).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from core.timestamps import iso_utc
 
 FIRST_LINES_KEPT = 10
 
-# Why a row was not written (the whole row is skipped).
-ROW_SKIP_REASONS = {
-    "wrong_column_count": "row has a different number of columns than the header",
-    "bad_timestamp": "timestamp is not a valid DD/MM/YY HH:MM:SS date and time",
-    "timestamp_before_floor": "timestamp earlier than the plausibility floor (unset clock)",
-    "timestamp_in_future": "timestamp later than now + 1 day",
-    "duplicate_timestamp": "same timestamp as an earlier row of the file (the first is kept)",
-    "zero_row": "every value is 0 (a logger start-up marker, not a measurement)",
-    "repeated_header": "a copy of a header line inside the data",
-    "not_utf8": "row contains bytes that are not UTF-8",
-    "no_valid_value": "not one value of the row can be written",
-    "after_end_data": "line after the END_DATA marker",
-}
 
-# Why a single value was not written (the rest of the row is).
-VALUE_SKIP_REASONS = {
-    "empty": "empty value",
-    "not_a_number": "value is not a number",
-    "not_finite": "value is NaN or infinite",
-}
+class RowSkip(StrEnum):
+    """Why a whole row was not written (a key of ``skipped_rows`` in the report). The README's
+    table of oddities says which content leads to each."""
+
+    WRONG_COLUMN_COUNT = "wrong_column_count"
+    BAD_TIMESTAMP = "bad_timestamp"
+    TIMESTAMP_BEFORE_FLOOR = "timestamp_before_floor"
+    TIMESTAMP_IN_FUTURE = "timestamp_in_future"
+    DUPLICATE_TIMESTAMP = "duplicate_timestamp"
+    ZERO_ROW = "zero_row"
+    REPEATED_HEADER = "repeated_header"
+    NOT_UTF8 = "not_utf8"
+    NO_VALID_VALUE = "no_valid_value"
+    AFTER_END_DATA = "after_end_data"
+
+
+class ValueSkip(StrEnum):
+    """Why a single value was not written while the rest of its row was (a key of
+    ``skipped_values``)."""
+
+    EMPTY = "empty"
+    NOT_A_NUMBER = "not_a_number"
+    NOT_FINITE = "not_finite"
 
 
 @dataclass
@@ -56,7 +66,7 @@ class ChannelStats:
     maximum: float = float("-inf")
     total: float = 0.0
 
-    def add_many(self, values: list[float], total: float | None = None) -> None:
+    def add_many(self, values: Sequence[float], total: float | None = None) -> None:
         """Account for written values; ``total`` is their sum when the caller has it."""
         if not values:
             return
@@ -109,18 +119,18 @@ class FileSummary:
     truncated: bool = False
     bom: bool = False
     crlf: bool = False
-    skipped_rows: dict[str, SkipCounter] = field(default_factory=dict)
-    skipped_values: dict[str, SkipCounter] = field(default_factory=dict)
+    skipped_rows: dict[RowSkip, SkipCounter] = field(default_factory=dict)
+    skipped_values: dict[ValueSkip, SkipCounter] = field(default_factory=dict)
     channels: list[ChannelStats] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
-    def skip_row(self, reason: str, line: int) -> None:
+    def skip_row(self, reason: RowSkip, line: int) -> None:
         counter = self.skipped_rows.get(reason)
         if counter is None:
             counter = self.skipped_rows[reason] = SkipCounter()
         counter.add(line)
 
-    def skip_value(self, reason: str, line: int) -> None:
+    def skip_value(self, reason: ValueSkip, line: int) -> None:
         counter = self.skipped_values.get(reason)
         if counter is None:
             counter = self.skipped_values[reason] = SkipCounter()
@@ -135,9 +145,11 @@ class FileSummary:
         return sum(counter.count for counter in self.skipped_values.values())
 
     def as_dict(self) -> dict[str, object]:
-        def counters(table: dict[str, SkipCounter]) -> dict[str, object]:
+        def counters(
+            table: Mapping[RowSkip, SkipCounter] | Mapping[ValueSkip, SkipCounter],
+        ) -> dict[str, object]:
             return {
-                reason: {"count": counter.count, "first_lines": counter.lines}
+                reason.value: {"count": counter.count, "first_lines": counter.lines}
                 for reason, counter in sorted(table.items())
             }
 

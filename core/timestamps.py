@@ -21,7 +21,6 @@ from datetime import UTC, date, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 _EPOCH_DAY = date(1970, 1, 1).toordinal()
-_ONE_HOUR = timedelta(hours=1)
 
 
 class TimestampError(ValueError):

@@ -3,9 +3,9 @@
 ``./tsv_parser.py`` and ``./manage_influx_tokens.py`` start with ``#!/usr/bin/env python3``:
 the first ``python3`` on ``PATH``, which on a server is the system one, without
 ``influxdb_client`` and the other packages of ``requirements.txt``. Importing this module
-first (it uses the standard library only) re-executes the script with the Python of the
-project's virtual environment when the running one lacks those packages, so the commands
-of the README, the docs and ``--help`` run as written.
+first (it uses the standard library only, and ``core.outcomes`` for the exit code) re-executes
+the script with the Python of the project's virtual environment when the running one lacks
+those packages, so the commands of the README, the docs and ``--help`` run as written.
 
 The environment is, first found wins:
 
@@ -27,6 +27,8 @@ from collections.abc import Mapping
 from importlib.util import find_spec
 from pathlib import Path
 
+from core.outcomes import ExitCode
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ENTRY_POINTS = ("tsv_parser.py", "manage_influx_tokens.py")
 # One top-level module of each runtime requirement the entry points import.
@@ -34,7 +36,6 @@ REQUIRED_MODULES = ("influxdb_client", "dotenv", "requests")
 # Set in the environment of the re-executed script, so a broken environment fails once
 # instead of re-executing itself forever.
 REEXEC_MARKER = "POWERVIEW_VENV_REEXEC"
-EXIT_USAGE = 2
 
 
 class VenvNotFoundError(RuntimeError):
@@ -122,7 +123,7 @@ def ensure_project_python() -> None:
             f"{', '.join(missing)}: install requirements.txt into that environment",
             file=sys.stderr,
         )
-        raise SystemExit(EXIT_USAGE)
+        raise SystemExit(ExitCode.USAGE)
     try:
         python = find_venv_python(os.environ)
     except VenvNotFoundError as error:
@@ -130,7 +131,7 @@ def ensure_project_python() -> None:
             f"{name}: error: {sys.executable} lacks {', '.join(missing)} and {error}",
             file=sys.stderr,
         )
-        raise SystemExit(EXIT_USAGE) from None
+        raise SystemExit(ExitCode.USAGE) from None
     environment = dict(os.environ)
     environment[REEXEC_MARKER] = str(python.parent.parent)
     os.execve(python, [str(python), str(script), *sys.argv[1:]], environment)
