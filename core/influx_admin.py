@@ -103,7 +103,8 @@ def find_org_id(client: InfluxDBClient, org_name: str) -> str:
         raise _failure(client, doing, error) from error
     for org in orgs:
         if org.name == org_name:
-            return org.id
+            org_id: str = org.id
+            return org_id
     raise InfluxAdminError(
         f"{doing}: no such organization is visible to this token (it does not exist, or the "
         "token may not read it; check INFLUXDB_ORG and INFLUXDB_ADMIN_TOKEN)",
@@ -126,7 +127,8 @@ def find_bucket_id(client: InfluxDBClient, org_id: str, name: str) -> str | None
         raise _failure(client, doing, error) from error
     for bucket in found or []:
         if bucket.name == name and bucket.org_id == org_id:
-            return bucket.id
+            bucket_id: str = bucket.id
+            return bucket_id
     return None
 
 
@@ -161,7 +163,8 @@ def _create_bucket(client: InfluxDBClient, org_id: str, name: str, retention_sec
         created.id,
         f"{retention_seconds} s" if retention_seconds else "forever",
     )
-    return created.id
+    created_id: str = created.id
+    return created_id
 
 
 def bucket_names(client: InfluxDBClient, org_id: str) -> list[str]:

@@ -65,13 +65,15 @@ class _RequestRetry(WritesRetry):
     def increment(self, *args: Any, **kwargs: Any) -> Self:
         if not self.history:
             self.retry_timeout = datetime.now() + timedelta(seconds=self.max_retry_time)
-        return super().increment(*args, **kwargs)
+        retry: Self = super().increment(*args, **kwargs)
+        return retry
 
     def get_retry_after(self, response: Any) -> float | None:
-        retry_after = super().get_retry_after(response)
+        retry_after: float | None = super().get_retry_after(response)
         if retry_after is None:
             return None
-        return min(retry_after, self.max_retry_delay)
+        longest: float = self.max_retry_delay
+        return min(retry_after, longest)
 
 
 def _write_retry(settings: InfluxSettings) -> _RequestRetry | bool:
@@ -115,7 +117,8 @@ def with_token(client: InfluxDBClient, token: str) -> InfluxDBClient:
 def server_health(client: InfluxDBClient) -> HealthCheck:
     """The server's ``/health`` answer; raises one of ``CLIENT_ERRORS`` when there is none
     (a 503 of an unhealthy server is an ``ApiException`` whose body says why)."""
-    return HealthService(client.api_client).get_health()
+    health: HealthCheck = HealthService(client.api_client).get_health()
+    return health
 
 
 def status_of(error: BaseException) -> int | None:

@@ -247,9 +247,10 @@ def move_without_overwrite(
     fails, the link just made is removed again and the file stays where it was.
     """
     held = source if isinstance(source, Claim) else None
-    path = held.path if held else source
-    content = held.content_path if held else path
-    assert isinstance(path, Path)
+    if isinstance(source, Claim):
+        path, content = source.path, source.content_path
+    else:
+        path = content = source
     check_done_folder(directory, create=True)
     made = False
     while True:

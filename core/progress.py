@@ -128,7 +128,7 @@ class TerminalProgress(QuietProgress):
         from tqdm import tqdm  # noqa: PLC0415 - on a terminal only (see the module docstring)
         from tqdm.contrib.logging import logging_redirect_tqdm  # noqa: PLC0415
 
-        class Bar(tqdm):  # type: ignore[misc, type-arg]
+        class Bar(tqdm[None]):
             monitor_interval = 0  # no monitoring thread: the run refreshes the bar itself
 
         self._sizes = [_size(path) for path in files]
