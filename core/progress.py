@@ -37,6 +37,7 @@ log = logging.getLogger("powerview.runner")
 
 REFRESH_S = 0.1  # the shortest time between two redraws of the bar
 DEFAULT_WIDTH = 80  # when the stream has no terminal size and COLUMNS is not set
+_SCREEN_ROWS = 24  # what tqdm is told of the height (it only hides bars below it)
 _NAME_WIDTH = 32  # the end of a long file name is kept, the rest shortened to "..."
 # What matters first comes first: a narrow terminal cuts the end of the line.
 _BAR_FORMAT = (
@@ -98,9 +99,11 @@ def terminal_width(stream: TextIO) -> int:
     if columns.isdigit() and int(columns) > 0:
         return int(columns)
     try:
-        return os.get_terminal_size(stream.fileno()).columns
+        columns_of_terminal = os.get_terminal_size(stream.fileno()).columns
     except (AttributeError, ValueError, OSError):
         return DEFAULT_WIDTH
+    # A pseudo-terminal nobody sized (a `script` or CI runner's pty) says 0 columns.
+    return columns_of_terminal or DEFAULT_WIDTH
 
 
 class TerminalProgress(QuietProgress):
@@ -128,7 +131,7 @@ class TerminalProgress(QuietProgress):
         from tqdm import tqdm  # noqa: PLC0415 - on a terminal only (see the module docstring)
         from tqdm.contrib.logging import logging_redirect_tqdm  # noqa: PLC0415
 
-        class Bar(tqdm[None]):
+        class Bar(tqdm):
             monitor_interval = 0  # no monitoring thread: the run refreshes the bar itself
 
         self._sizes = [_size(path) for path in files]
@@ -137,6 +140,10 @@ class TerminalProgress(QuietProgress):
             desc=f"0/{len(files)} files",
             file=self.stream,
             ncols=self._line_width(),
+            # One bar, on the first line: it is never "below the screen". Left to itself,
+            # tqdm reads the height of stderr, and a pseudo-terminal nobody sized (``script``,
+            # a CI runner) gives -1, which hides the bar.
+            nrows=_SCREEN_ROWS,
             bar_format=_BAR_FORMAT,
             mininterval=self.refresh_s,
             miniters=1,

@@ -21,7 +21,7 @@ from pathlib import Path
 from core import streaming
 from core.engine import ParseOptions
 from core.outcomes import ErrorKind, ExitCode, Status
-from core.progress import TerminalProgress, log_fields
+from core.progress import DEFAULT_WIDTH, TerminalProgress, log_fields
 from core.report import FileResult, print_human_summary
 from core.runner import RunConfig, Runner
 from tests.helpers import V003, copy_samples, run_parser
@@ -49,19 +49,24 @@ def read_terminal(master: int, into: list[bytes]) -> None:
         into.append(chunk)
 
 
-def run_on_terminal(config: RunConfig, columns: int) -> tuple[str, Runner]:
-    """A run whose progress goes to a pseudo-terminal ``columns`` wide, redrawn at each
-    change; what the terminal received."""
+def run_on_terminal(config: RunConfig, columns: int, rows: int = 24) -> tuple[str, Runner]:
+    """A run whose progress goes to a pseudo-terminal ``columns`` wide and ``rows`` high,
+    redrawn at each change; what the terminal received."""
     master, follower = pty.openpty()
-    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
     tty.setraw(follower)  # the bytes as written: no newline turned into CR LF
     received: list[bytes] = []
     reader = threading.Thread(target=read_terminal, args=(master, received))
     reader.start()
     try:
         with open(follower, "w", encoding="utf-8") as terminal:
-            runner = Runner(config, progress=TerminalProgress(terminal, refresh_s=0))
-            runner.run()
+            # As in a real run, the terminal is stderr (tqdm asks the size of stderr only).
+            saved, sys.stderr = sys.stderr, terminal
+            try:
+                runner = Runner(config, progress=TerminalProgress(terminal, refresh_s=0))
+                runner.run()
+            finally:
+                sys.stderr = saved
         reader.join()
     finally:
         os.close(master)
@@ -79,6 +84,19 @@ def test_on_a_terminal_the_bar_fits_its_width_and_ends_with_the_totals(tmp_path,
     assert max(len(state) for state in states) <= 50
     assert shown.count("\n") == 1 and shown.endswith("\n")  # one line, redrawn in place
     assert states[-1].startswith("15 file(s): 13 ok, 2 error")
+
+
+def test_a_terminal_nobody_sized_still_shows_the_bar(tmp_path, monkeypatch):
+    """A pseudo-terminal of 0 x 0 (``script``, a CI runner) gets the default width, and the
+    one bar is drawn rather than hidden as if it were below the screen."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+    monkeypatch.delenv("LINES", raising=False)
+    data = copy_samples(tmp_path / "data", V003, BIG)
+    config = RunConfig(data_folder=data, dry_run=True, min_file_age_s=0, progress=True)
+    shown, _ = run_on_terminal(config, columns=0, rows=0)
+    states = frames(shown)
+    assert len(states) > 2 and states[-1].startswith("2 file(s): 2 ok")
+    assert max(len(state) for state in states) <= DEFAULT_WIDTH
 
 
 def test_columns_sets_the_width_of_the_bar(tmp_path, monkeypatch):
