@@ -29,6 +29,7 @@ from typing import Any
 
 from core.hook_event import Finished
 from core.outcomes import ErrorKind, ExitCode, HookExit, HookOutcome, SkipReason, Status
+from core.report import totals_sentence
 
 TIMED_OUT = (124, 137)  # timeout(1): the time limit, then SIGKILL
 # What each exit code of tsv_parser.py means (tsv_parser.py --help).
@@ -43,13 +44,8 @@ PARSER_EXITS: dict[int, str] = {
 
 
 def totals_text(report: Mapping[str, Any]) -> str:
-    """The run's totals as the parser's summary words them."""
-    totals = report.get("totals") or {}
-    return (
-        f"{totals.get('files', 0)} file(s): {totals.get('ok', 0)} ok, "
-        f"{totals.get('error', 0)} error, {totals.get('retry', 0)} to retry, "
-        f"{totals.get('skipped', 0)} skipped; {totals.get('values_written', 0):,} values"
-    )
+    """The totals of a JSON run report, as the parser's summary words them."""
+    return totals_sentence(report.get("totals") or {})
 
 
 def file_outcome(entry: Mapping[str, Any]) -> tuple[HookOutcome, str]:

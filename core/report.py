@@ -13,6 +13,7 @@ import json
 import os
 import tempfile
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -161,13 +162,23 @@ def print_human_summary(report: RunReport, stream: TextIO) -> None:
 
 def totals_line(report: RunReport) -> str:
     """The run's totals in one line (the last line of the human summary)."""
-    totals = report.totals()
     title = "dry run (nothing written, nothing moved)" if report.mode == "dry-run" else "run"
+    return f"PowerView {title}: {totals_sentence(report.totals())}"
+
+
+def totals_sentence(totals: Mapping[str, int]) -> str:
+    """``2 file(s): 1 ok, 1 error, 0 to retry, 0 skipped; 96 values``: a run's totals
+    (``RunReport.totals()``, or the ``totals`` of a JSON report) as the summary and the
+    hook's log lines word them; a count missing from ``totals`` is 0."""
+    count = {key: totals.get(key, 0) for key in TOTALS_WORDED}
     return (
-        f"PowerView {title}: {totals['files']} file(s): {totals['ok']} ok, "
-        f"{totals['error']} error, {totals['retry']} to retry, {totals['skipped']} skipped; "
-        f"{totals['values_written']:,} values"
+        f"{count['files']} file(s): {count['ok']} ok, {count['error']} error, "
+        f"{count['retry']} to retry, {count['skipped']} skipped; "
+        f"{count['values_written']:,} values"
     )
+
+
+TOTALS_WORDED = ("files", "ok", "error", "retry", "skipped", "values_written")
 
 
 def file_lines(result: FileResult) -> list[str]:

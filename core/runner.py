@@ -40,7 +40,8 @@ from core.progress import LogProgress, QuietProgress, TerminalProgress
 from core.records import RunRecords
 from core.report import FileResult, RunReport, utc_now_iso
 from core.selection import Selection, relative_name
-from core.streaming import INLINE_MAX_BYTES, LineProtocolCopy, OutputClosedError
+from core.settings import InfluxSettings, ParserSettings
+from core.streaming import LineProtocolCopy, OutputClosedError
 
 if TYPE_CHECKING:  # the InfluxDB client is imported by runs that write only (not dry runs)
     from core.influx_writer import InfluxWriter
@@ -58,14 +59,14 @@ class RunConfig:
     data_folder: Path
     dry_run: bool = True
     parse: ParseOptions | None = None
-    min_file_age_s: float = 60.0
+    min_file_age_s: float = ParserSettings.min_file_age_s  # defaults: the settings' own
     verify: bool = False
-    meta_bucket: str = "powerview_meta"
+    meta_bucket: str = InfluxSettings.meta_bucket
     lp_out: BinaryIO | None = None  # None after the run when its reader closed it
     progress: bool = False  # a bar on progress_stream (a terminal), else log lines
     company: str | None = None  # a sweep of <data_folder>/<company> only
     state_dir: Path | None = None  # where misplaced files already reported are remembered
-    inline_max_bytes: int = INLINE_MAX_BYTES  # larger files go through the sender process
+    inline_max_bytes: int = InfluxSettings.inline_max_bytes  # larger: the sender process
 
 
 class Runner:

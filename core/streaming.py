@@ -27,8 +27,6 @@ from core.summary import FileSummary
 if TYPE_CHECKING:  # the InfluxDB client is imported by runs that write only (not dry runs)
     from core.influx_writer import FileWriter, InfluxWriter
 
-INLINE_MAX_BYTES = 4 << 20  # the default of INFLUXDB_INLINE_MAX_BYTES
-
 
 class OutputClosedError(Exception):
     """The reader of the --lp-out copy went away (``--lp-out - | head``) during a dry run."""
